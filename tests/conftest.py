@@ -1,0 +1,24 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import av  # noqa: F401  (must load before decord: decord's bundled FFmpeg breaks av's VP9 encoder)
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from videos import write_video  # noqa: E402
+
+
+@pytest.fixture
+def make_video(tmp_path: Path) -> Callable[..., Path]:
+    """Write a small real video: ``make_video("a.mp4", num_frames=30, fps=25, width=160)``."""
+
+    def _make(name: str = "clip.mp4", **kwargs) -> Path:
+        return write_video(tmp_path / name, **kwargs)
+
+    return _make

@@ -1,0 +1,56 @@
+"""Small real encoded videos for tests, written with PyAV (never downloaded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+CODECS = {".mp4": "libx264", ".avi": "mpeg4", ".webm": "libvpx-vp9", ".mkv": "libx264"}
+
+
+def moving_square_frames(num_frames: int, width: int, height: int) -> np.ndarray:
+    """Frames (T, H, W, 3) uint8: a white square moving left to right on grey.
+
+    Each frame's first column of pixels encodes nothing; the square position encodes time,
+    so tests can tell frames apart.
+    """
+    frames = np.full((num_frames, height, width, 3), 60, dtype=np.uint8)
+    side = max(2, min(width, height) // 4)
+    for t in range(num_frames):
+        x = int((width - side) * t / max(1, num_frames - 1))
+        y = (height - side) // 2
+        frames[t, y : y + side, x : x + side] = 255
+    return frames
+
+
+def write_video(
+    path: Path,
+    num_frames: int = 30,
+    fps: int = 25,
+    width: int = 160,
+    height: int = 120,
+    frames: np.ndarray | None = None,
+) -> Path:
+    """Encode ``frames`` (or a moving square) to ``path``; the codec follows the suffix."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if frames is None:
+        frames = moving_square_frames(num_frames, width, height)
+    height, width = frames.shape[1:3]
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(CODECS.get(path.suffix, "libx264"), rate=fps)
+        stream.width = width
+        stream.height = height
+        stream.pix_fmt = "yuv420p"
+        if path.suffix in (".mp4", ".mkv"):
+            stream.options = {"preset": "ultrafast"}
+        for image in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
