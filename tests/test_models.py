@@ -1,0 +1,141 @@
+"""Caption models: shapes, exact masking, overfitting, greedy and beam search."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from s2vt.errors import ConfigError
+from s2vt.models import ModelConfig, build_model
+from s2vt.text import BOS_ID, EOS_ID, PAD_ID, Vocabulary
+
+NAMES = ["s2vt", "meanpool"]
+
+
+def tiny_config(name: str, **kwargs) -> ModelConfig:
+    values = dict(name=name, feature_dim=12, vocab_size=20, embed_size=16, hidden_size=32,
+                  dropout=0.0, max_frames=8)
+    values.update(kwargs)
+    return ModelConfig(**values)
+
+
+def batch_inputs(seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    features = torch.randn(3, 8, 12, generator=gen)
+    mask = torch.zeros(3, 8, dtype=torch.bool)
+    for i, length in enumerate([8, 5, 1]):
+        mask[i, :length] = True
+    tokens = torch.randint(4, 20, (3, 6), generator=gen)
+    tokens[:, 0] = BOS_ID
+    return features, mask, tokens
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_shapes_and_padding_does_not_matter(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(tiny_config(name)).eval()
+    features, mask, tokens = batch_inputs()
+    logits = model(features, mask, tokens)
+    assert logits.shape == (3, 6, 20)
+    # garbage in padded frames changes nothing
+    noisy = features.clone()
+    noisy[~mask] = 1e3
+    torch.testing.assert_close(model(noisy, mask, tokens), logits)
+    # a video alone (no padding at all) gives the same logits as inside the padded batch
+    alone = model(features[1:2, :5], mask[1:2, :5], tokens[1:2])
+    torch.testing.assert_close(alone, logits[1:2], atol=1e-5, rtol=1e-5)
+    assert model.generate(noisy, mask, max_len=5) == model.generate(features, mask, max_len=5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_decode_steps_match_teacher_forced_forward(name: str) -> None:
+    torch.manual_seed(1)
+    model = build_model(tiny_config(name)).eval()
+    features, mask, tokens = batch_inputs(1)
+    logits = model(features, mask, tokens)
+    memory, state = model.init_decoding(features, mask, tokens.shape[1])
+    rows = torch.arange(3)
+    for step in range(tokens.shape[1]):
+        step_logits, state = model.decode_step(tokens[:, step], state, memory, rows, step)
+        torch.testing.assert_close(step_logits, logits[:, step], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_beam_size_one_equals_greedy_and_beams_are_valid(name: str) -> None:
+    torch.manual_seed(2)
+    model = build_model(tiny_config(name)).eval()
+    features, mask, _ = batch_inputs(2)
+    greedy = model.generate(features, mask, beam_size=1, max_len=7)
+    from s2vt.models.decoding import beam_search
+
+    assert beam_search(model, features, mask, 1, 7, 1.0) == greedy
+    beams = model.generate(features, mask, beam_size=4, max_len=7)
+    assert len(beams) == 3
+    for seq in beams + greedy:
+        assert len(seq) <= 7 and all(4 <= t < 20 for t in seq)
+
+
+def test_standardisation_buffers_are_used_and_saved() -> None:
+    model = build_model(tiny_config("s2vt"))
+    assert "feature_mean" in model.state_dict() and "feature_std" in model.state_dict()
+    features, mask, tokens = batch_inputs()
+    model.eval()
+    before = model(features, mask, tokens)
+    model.set_feature_stats(torch.full((12,), 0.5), torch.full((12,), 2.0))
+    assert not torch.allclose(model(features, mask, tokens), before)
+    torch.testing.assert_close(model(features * 2.0 + 0.5, mask, tokens), before)
+
+
+def test_bad_inputs_and_unknown_model() -> None:
+    model = build_model(tiny_config("s2vt"))
+    features, mask, tokens = batch_inputs()
+    with pytest.raises(ValueError, match="right-padded"):
+        model(features, mask.flip(1), tokens)
+    with pytest.raises(ValueError, match="features must be"):
+        model(features[..., :5], mask, tokens)
+    with pytest.raises(ConfigError, match="unknown model 'lstm'.*meanpool, s2vt"):
+        build_model(tiny_config("lstm"))
+
+
+CAPTIONS = [
+    "a red circle moves left",
+    "a blue square moves right",
+    "a green triangle spins",
+    "a red square bounces up and down",
+    "two blue circles",
+    "a green circle moves left slowly",
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_overfit_then_generate_exact_captions(name: str) -> None:
+    torch.manual_seed(0)
+    vocab = Vocabulary.build(CAPTIONS)
+    config = tiny_config(name, vocab_size=len(vocab), embed_size=32, hidden_size=64)
+    model = build_model(config)
+    n = len(CAPTIONS)
+    features = torch.randn(n, 8, 12)
+    mask = torch.zeros(n, 8, dtype=torch.bool)
+    for i in range(n):
+        mask[i, : 3 + i % 6] = True
+    encoded = [vocab.encode(c, add_bos=True, add_eos=True) for c in CAPTIONS]
+    length = max(map(len, encoded))
+    seqs = torch.full((n, length), PAD_ID, dtype=torch.long)
+    for i, ids in enumerate(encoded):
+        seqs[i, : len(ids)] = torch.tensor(ids)
+    inputs, targets = seqs[:, :-1], seqs[:, 1:]
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(150):
+        logits = model(features, mask, inputs)
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=PAD_ID)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.05
+    for beam_size in (1, 3):
+        out = model.generate(features, mask, beam_size=beam_size, max_len=10)
+        assert [vocab.decode(ids) for ids in out] == CAPTIONS
+    assert model.training  # generate restores the mode
+    assert all(EOS_ID not in ids for ids in out)
