@@ -1,0 +1,225 @@
+"""FrameEncoder: uint8 frames in, one float32 feature vector per frame out."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from s2vt.encoders.spec import EncoderSpec
+from s2vt.errors import S2VTError
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@functools.cache
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU runs bf16 matmuls natively (AMX or AVX512-BF16 in /proc/cpuinfo)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+            break
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """Turn ``auto`` into ``bf16`` (CPU with AMX/AVX512-BF16), ``fp16`` (CUDA) or ``fp32``."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "fp16"
+    if device.type == "cpu" and cpu_has_fast_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """A torch device, or S2VTError when CUDA is asked for and absent."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise S2VTError(f"unknown device {device!r}; use cpu or cuda") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise S2VTError(f"device {device!r} asked for but CUDA is not available here; use cpu")
+    if resolved.type not in ("cpu", "cuda"):
+        raise S2VTError(f"unsupported device {device!r}; use cpu or cuda")
+    return resolved
+
+
+def pool_feature_map(feature_map: torch.Tensor, pool: str) -> torch.Tensor:
+    """Pool a conv feature map to one vector per image.
+
+    Args:
+        feature_map: (N, C, H, W).
+        pool: ``avg`` -> (N, C); ``grid2`` -> (N, 4*C): the average of each 2x2 cell,
+            concatenated cell by cell (top-left, top-right, bottom-left, bottom-right).
+
+    Returns:
+        (N, D) features.
+    """
+    if pool == "avg":
+        return feature_map.mean(dim=(2, 3))
+    cells = F.adaptive_avg_pool2d(feature_map, 2)  # (N, C, 2, 2)
+    return cells.permute(0, 2, 3, 1).flatten(1)
+
+
+class ConvPool(nn.Module):
+    """A backbone that returns a feature map (N, C, H, W), followed by avg/grid2 pooling."""
+
+    def __init__(self, backbone: nn.Module, pool: str) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.pool = pool
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) normalised images -> (N, D)."""
+        return pool_feature_map(self.backbone(images), self.pool)
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state dict from ``.safetensors`` or a torch file, never running pickled code.
+
+    Accepts a plain state dict or one nested under ``state_dict`` / ``model``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise S2VTError(f"weights file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise S2VTError(f"cannot read weights file {path}: {reason}") from error
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise S2VTError(f"weights file {path} does not hold a state dict of tensors")
+    return state
+
+
+def load_weights_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``model.load_state_dict(state)`` with a one-line S2VTError naming ``source`` on mismatch."""
+    # Checkpoints saved from DataParallel / torch.compile carry prefixes.
+    for prefix in ("module.", "_orig_mod."):
+        if state and all(key.startswith(prefix) for key in state):
+            state = {key[len(prefix) :]: value for key, value in state.items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).splitlines()
+        detail = " ".join(line.strip() for line in first[:3])[:300]
+        raise S2VTError(f"weights {source} do not fit this encoder: {detail}") from error
+
+
+class FrameEncoder(nn.Module):
+    """Turns uint8 RGB frames into one float32 feature vector per frame.
+
+    Attributes:
+        name: the encoder name from the spec.
+        spec: the :class:`EncoderSpec` it was built from.
+        feature_dim: D, after pooling (grid2 = 4 x channels).
+        image_size: S, the input side frames should be decoded at.
+        precision: the resolved precision (``fp32``, ``bf16`` or ``fp16``).
+        device: where the network runs.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        spec: EncoderSpec,
+        feature_dim: int,
+        image_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        device: torch.device,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.name = spec.name
+        self.spec = spec
+        self.feature_dim = int(feature_dim)
+        self.image_size = int(image_size)
+        self.device = device
+        self.precision = resolve_precision(spec.precision, device)
+        self.channels_last = channels_last
+        self.net = net.eval().requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.to(device)
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+
+    def preprocess(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """(N, H, W, 3) uint8 -> (N, 3, S, S) normalised float32 on the encoder's device.
+
+        Frames not already S x S are resized (bilinear, antialiased); callers should
+        decode at ``image_size`` so this costs nothing.
+        """
+        if isinstance(frames, np.ndarray):
+            # torch warns on read-only arrays (e.g. from np.asarray(PIL image)); copy those.
+            if not frames.flags.writeable:
+                frames = frames.copy()
+            frames = torch.from_numpy(np.ascontiguousarray(frames))
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be (N, H, W, 3), got {tuple(frames.shape)}")
+        if frames.dtype != torch.uint8:
+            raise ValueError(f"frames must be uint8, got {frames.dtype}")
+        images = frames.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+        if images.shape[-2:] != (self.image_size, self.image_size):
+            images = F.interpolate(
+                images,
+                size=(self.image_size, self.image_size),
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            )
+        images = (images / 255.0 - self.mean) / self.std
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) normalised images -> (N, D) features (in the autocast dtype)."""
+        return self.net(images)
+
+    @torch.inference_mode()
+    def encode(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Encode a batch of frames.
+
+        Args:
+            frames: (N, S, S, 3) uint8 RGB (numpy or torch); N may be 0.
+
+        Returns:
+            (N, D) float32 features on the CPU.
+        """
+        if len(frames) == 0:
+            return torch.zeros(0, self.feature_dim)
+        images = self.preprocess(frames)
+        dtype = _AUTOCAST_DTYPES.get(self.precision)
+        with torch.autocast(
+            device_type=self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+        ):
+            features = self.net(images)
+        return features.float().cpu()
