@@ -163,7 +163,7 @@ def test_temp_files_are_ignored_and_only_dead_old_ones_removed(tmp_path: Path) -
 
     with open(live, "rb") as holder:  # a live writer holds the lock on its temp file
         fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
-        removed = FeatureStore.create(tmp_path, META).clean_stale_temp_files()
+        removed = store.clean_stale_temp_files()
     assert removed == 1
     assert not dead.exists() and young.exists() and live.exists()
 
