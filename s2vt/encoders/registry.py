@@ -31,10 +31,14 @@ def _lazy(module: str, function: str = "build", **bound: str) -> Builder:
 ENCODERS: dict[str, Builder] = {
     "efficientnet_lite0": _lazy("efficientnet"),
     "tiny": _lazy("tiny"),
+    "vgg16": _lazy("torchvision_models"),
+    "alexnet": _lazy("torchvision_models"),
+    "resnet50": _lazy("torchvision_models"),
+    "resnet152": _lazy("torchvision_models"),
 }
 
 # name prefix -> builder; the rest of the name is the builder's argument (model id / path)
-PREFIX_ENCODERS: dict[str, Builder] = {}
+PREFIX_ENCODERS: dict[str, Builder] = {HF_PREFIX: _lazy("hf")}
 
 
 def encoder_names() -> list[str]:
