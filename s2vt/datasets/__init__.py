@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from s2vt.datasets import msrvtt
+from s2vt.datasets import msrvtt, msvd, vatex
 from s2vt.datasets.core import (
     Annotations,
     Caption,
@@ -61,6 +61,10 @@ def _registry() -> dict[str, DatasetFormat]:
     formats = [
         DatasetFormat("msrvtt", "MSR-VTT JSON (train_val_videodatainfo.json, "
                       "test_videodatainfo.json)", msrvtt.detect, msrvtt.load),
+        DatasetFormat("msvd", "MSVD AllVideoDescriptions.txt or 'MSR Video Description "
+                      "Corpus.csv' (+ youtube_mapping.txt)", msvd.detect, msvd.load),
+        DatasetFormat("vatex", "VATEX JSON lists (vatex_training_v1.0.json, ...)",
+                      vatex.detect, vatex.load),
         # s2vt synth writes the MSR-VTT layout, so the same loader serves it.
         DatasetFormat("synthetic", "s2vt synth's annotations.json (MSR-VTT layout)",
                       msrvtt.detect, msrvtt.load),

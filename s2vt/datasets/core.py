@@ -142,6 +142,15 @@ class Annotations:
                 refs[caption.video_id].append(caption.text)
         return refs
 
+    def aliases(self) -> dict[str, str]:
+        """Other names of videos -> their video id (e.g. MSVD's ``vid1301`` -> its clip key),
+        so predictions keyed by the other naming can still be matched."""
+        names: dict[str, str] = {}
+        for video in self.videos:
+            for alias in (video.attributes or {}).get("aliases", ()):
+                names.setdefault(str(alias), video.video_id)
+        return names
+
     def video_paths(self) -> dict[str, Path]:
         """video_id -> clip path for every video, for the stages that decode clips.
 
