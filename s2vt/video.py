@@ -49,6 +49,11 @@ SAMPLING_MODES: tuple[str, ...] = ("uniform", "stride", "fps")
 # whatever the number of sampled frames, at no measurable cost in speed.
 _DECODE_CHUNK = 16
 
+# decord 0.6.0 resizes to these output widths into a wrongly sized buffer and fails
+# ("DECORDArrayCopyFromTo: The size must exactly match"), whatever the source; a pixel
+# wider decodes fine, and the extra column goes in the centre crop.
+_BAD_DECORD_WIDTHS = frozenset({2, 3, 4, 6, 8, 12, 16, 24, 48, 72})
+
 # Used only when a container reports no usable frame rate.
 _FALLBACK_FPS = 25.0
 
@@ -104,8 +109,13 @@ class Clip:
     total_frames: int
 
 
+def _round_half_up(values: np.ndarray) -> np.ndarray:
+    # np.rint rounds halves to even, which makes repeats of a short video uneven.
+    return np.floor(values + 0.5)
+
+
 def _uniform(total_frames: int, fps: float, sampling: SamplingConfig) -> np.ndarray:
-    return np.rint(np.linspace(0, total_frames - 1, sampling.num_frames))
+    return _round_half_up(np.linspace(0, total_frames - 1, sampling.num_frames))
 
 
 def _stride(total_frames: int, fps: float, sampling: SamplingConfig) -> np.ndarray:
@@ -117,7 +127,7 @@ def _fps(total_frames: int, fps: float, sampling: SamplingConfig) -> np.ndarray:
     # than the source has would only repeat frames, so repeats are dropped.
     step = fps / sampling.fps
     count = max(1, math.ceil(total_frames / step))
-    indices = np.rint(np.arange(count) * step)
+    indices = _round_half_up(np.arange(count) * step)
     indices = np.unique(indices[indices < total_frames])
     return indices[: sampling.max_frames]
 
@@ -196,6 +206,8 @@ def _open_reader(path: Path, size: int, num_threads: int):
     """Open ``path`` with decord, resizing while decoding so the shorter side is ``size``."""
     width, height = _probe_size(path)
     new_width, new_height = _resized_shape(width, height, size)
+    while new_width in _BAD_DECORD_WIDTHS:
+        new_width += 1
 
     import decord
 
