@@ -1,0 +1,97 @@
+"""A tiny recipe runner: re-run a stage only when its inputs or config changed.
+
+Each step has an output folder and a *key*: a JSON-able description of everything its
+output depends on (its config, its inputs' keys, the s2vt version). The step writes a
+stamp file beside its output when it finishes. On the next run:
+
+- stamp present and key unchanged -> the step is skipped and its output reused;
+- the step was interrupted with the same key -> it runs again and its stage resumes
+  (extract skips finished videos, train resumes from its training state);
+- the key changed -> the old output is removed and the step runs from scratch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from s2vt import __version__
+from s2vt.fileio import atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+
+def fingerprint(key: Any) -> str:
+    """A short stable hash of a JSON-able key."""
+    text = json.dumps(key, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class Step:
+    """One stage of a recipe.
+
+    Attributes:
+        name: shown in logs, e.g. ``extract``.
+        out: the folder the stage writes.
+        key: everything the output depends on (JSON-able).
+        action: runs the stage; receives ``resume=True`` when an interrupted run of the
+            same key left partial output behind.
+    """
+
+    name: str
+    out: Path
+    key: dict[str, Any]
+    action: Callable[[bool], Any]
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint({"version": __version__, **self.key})
+
+    @property
+    def stamp(self) -> Path:
+        return self.out.parent / f".{self.out.name}.step.json"
+
+
+def run_step(step: Step) -> bool:
+    """Run ``step`` unless its output is up to date.
+
+    Returns:
+        True if the stage ran, False if its output was reused.
+    """
+    wanted = step.fingerprint
+    state: dict[str, Any] = {}
+    if step.stamp.is_file():
+        try:
+            state = json.loads(step.stamp.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            state = {}
+    if state.get("fingerprint") == wanted and state.get("status") == "done" and step.out.exists():
+        logger.info("[%s] up to date, reusing %s", step.name, step.out)
+        return False
+    resume = state.get("fingerprint") == wanted and step.out.exists()
+    if not resume and step.out.exists():
+        logger.info("[%s] inputs or config changed, rebuilding %s", step.name, step.out)
+        if step.out.is_dir():
+            shutil.rmtree(step.out)
+        else:
+            step.out.unlink()
+    step.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(step.stamp, {"fingerprint": wanted, "status": "running", "key": step.key})
+    logger.info("[%s] %s -> %s", step.name, "resuming" if resume else "running", step.out)
+    started = time.perf_counter()
+    step.action(resume)
+    seconds = round(time.perf_counter() - started, 2)
+    atomic_write_json(
+        step.stamp,
+        {"fingerprint": wanted, "status": "done", "key": step.key, "seconds": seconds},
+    )
+    logger.info("[%s] done in %.1f s", step.name, seconds)
+    return True
