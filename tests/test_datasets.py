@@ -163,7 +163,7 @@ MSVD_TXT = """\
 -4wsuPCjDBc_5_15 a squirrel is eating a peanut in it's shell
 -4wsuPCjDBc_5_15   A  Squirrel is Eating.
 -_hbPLsZvvo_5_8 A dog   is barking!
-ab_c-d_E_10_20 a man plays a guitar
+ab_c-d_E_10_20	a man plays a guitar
 zz-top_0_4 a woman is slicing an onion
 notmapped_1_2 this clip is not in the standard split
 """
@@ -273,10 +273,13 @@ def test_vatex_folder_splits_english_only_and_missing(tmp_path):
     root = write_vatex(tmp_path / "vatex")
     touch(root / "videos" / "Ptf_2VRj-V0_000122_000132.mp4")
     touch(root / "videos" / "q-q_q_000010_000020.mp4")
-    touch(root / "videos" / "zZz_000000_000010.mp4")
+    touch(root / "my clips" / "zZz_000000_000010.mp4")  # an unusual folder name is found too
     assert detect_format(root) == "vatex"
     ann = load_annotations(root)
     assert ann.missing == ["-abc_DEF-1_000001_000011"]
+    paths = {v.video_id: v.path for v in ann.videos}
+    assert paths["zZz_000000_000010"] == root / "my clips" / "zZz_000000_000010.mp4"
+    assert paths["q-q_q_000010_000020"] == root / "videos" / "q-q_q_000010_000020.mp4"
     assert {v.video_id: v.split for v in ann.videos} == {
         "Ptf_2VRj-V0_000122_000132": "train", "q-q_q_000010_000020": "val",
         "zZz_000000_000010": "test"}

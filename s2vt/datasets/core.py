@@ -217,6 +217,20 @@ class ClipIndex:
             return None
 
 
+def candidate_folders(bases: list[Path], subdirs: tuple[str, ...]) -> list[Path]:
+    """Clip folders to search: each base's usual subfolders, then any other direct subfolder.
+
+    The fallback finds clips in a folder with an unusual name (``my_clips/``) without a flag;
+    the usual names come first so that they win when a clip exists twice.
+    """
+    folders = [base / sub if sub else base for base in bases for sub in subdirs]
+    for base in bases:
+        if base.is_dir():
+            folders.extend(sorted(p for p in base.iterdir()
+                                  if p.is_dir() and not p.name.startswith(".")))
+    return folders
+
+
 def resolve_file_field(root: Path, name: str, video_id: str) -> Path | None:
     """Resolve an annotation's explicit relative ``file`` field under ``root``.
 

@@ -18,7 +18,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from s2vt.datasets.core import Annotations, ClipIndex, RawVideo, assemble, normalize_split
+from s2vt.datasets.core import (
+    Annotations,
+    ClipIndex,
+    RawVideo,
+    assemble,
+    candidate_folders,
+    normalize_split,
+)
 from s2vt.errors import S2VTError
 
 KNOWN_FILES = (
@@ -86,7 +93,7 @@ def clip_folders(root: Path, video_root: Path | None) -> list[Path]:
     nested = root.name.lower() in ("annotation", "annotations", "annotation_files")
     if video_root is None and nested:
         bases.append(root.parent)  # MSRVTT/annotation/*.json next to MSRVTT/videos/
-    return [base / sub if sub else base for base in bases for sub in CLIP_SUBDIRS]
+    return candidate_folders(bases, CLIP_SUBDIRS)
 
 
 def load(path: Path, *, video_root: Path | None = None, keep_missing: bool = False) -> Annotations:

@@ -25,7 +25,7 @@ import logging
 import re
 from pathlib import Path
 
-from s2vt.datasets.core import Annotations, ClipIndex, RawVideo, assemble
+from s2vt.datasets.core import Annotations, ClipIndex, RawVideo, assemble, candidate_folders
 from s2vt.errors import S2VTError
 
 log = logging.getLogger(__name__)
@@ -103,9 +103,9 @@ def read_descriptions_txt(path: Path) -> list[tuple[str, str]]:
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
-            key, _, text = line.partition(" ")
-            if text.strip():
-                pairs.append((key, text))
+            parts = line.split(None, 1)  # a space or a tab after the clip name
+            if len(parts) == 2:
+                pairs.append((parts[0], parts[1]))
     return pairs
 
 
@@ -177,6 +177,6 @@ def load(path: Path, *, video_root: Path | None = None, keep_missing: bool = Fal
         if parsed is not None:
             attributes.update(youtube_id=parsed[0], start=parsed[1], end=parsed[2])
         raw_videos.append(RawVideo(video_id=key, split=split, attributes=attributes))
-    folders = [video_root] if video_root is not None else [root / sub for sub in CLIP_SUBDIRS]
+    folders = candidate_folders([video_root if video_root is not None else root], CLIP_SUBDIRS)
     return assemble(raw_videos, pairs, index=ClipIndex(folders), file_root=root, source=path,
                     keep_missing=keep_missing)

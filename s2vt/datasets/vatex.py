@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from s2vt.datasets.core import Annotations, ClipIndex, RawVideo, assemble
+from s2vt.datasets.core import Annotations, ClipIndex, RawVideo, assemble, candidate_folders
 from s2vt.datasets.msrvtt import read_json, sniff_json
 from s2vt.errors import S2VTError
 
@@ -72,7 +72,6 @@ def load(path: Path, *, video_root: Path | None = None, keep_missing: bool = Fal
                 captions = [captions]
             raw_captions.extend((video_id, str(text)) for text in captions)
     root = files[0].parent
-    bases = [video_root] if video_root is not None else [root]
-    folders = [base / sub if sub else base for base in bases for sub in CLIP_SUBDIRS]
+    folders = candidate_folders([video_root if video_root is not None else root], CLIP_SUBDIRS)
     return assemble(raw_videos, raw_captions, index=ClipIndex(folders), file_root=root,
                     source=path, keep_missing=keep_missing)
