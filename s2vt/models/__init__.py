@@ -50,9 +50,12 @@ def build_model(config: ModelConfig) -> CaptionModel:
     """Build the model named by ``config.name``.
 
     Raises:
-        ConfigError: unknown name (the message lists the known ones) or vocab_size < 5.
+        ConfigError: unknown name (the message lists the known ones), feature_dim unset
+            or vocab_size < 5.
     """
     check_model_name(config.name)
+    if config.feature_dim < 1:
+        raise ConfigError(f"model.feature_dim must be set (>= 1), got {config.feature_dim}")
     if config.vocab_size < 5:
         raise ConfigError(f"model.vocab_size must be at least 5 (4 specials + 1 word), "
                           f"got {config.vocab_size}")

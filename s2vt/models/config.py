@@ -11,7 +11,8 @@ class ModelConfig:
 
     Attributes:
         name: registry name, ``s2vt`` (stacked LSTM, the paper) or ``meanpool`` (baseline).
-        feature_dim: D, the size of one frame feature (must match the feature store).
+        feature_dim: D, the size of one frame feature; 0 in a training config means "take
+            it from the feature store" (a non-zero value must match the store).
         vocab_size: V, including the four specials; set by training from the vocabulary.
         embed_size: word embedding and frame projection size (paper: 500).
         hidden_size: LSTM hidden size (paper: 1000).
@@ -20,7 +21,7 @@ class ModelConfig:
     """
 
     name: str = "s2vt"
-    feature_dim: int = 1280
+    feature_dim: int = 0
     vocab_size: int = 0
     embed_size: int = 500
     hidden_size: int = 1000
@@ -28,10 +29,11 @@ class ModelConfig:
     max_frames: int = 80
 
     def __post_init__(self) -> None:
-        for key in ("feature_dim", "embed_size", "hidden_size", "max_frames"):
+        for key in ("embed_size", "hidden_size", "max_frames"):
             if getattr(self, key) < 1:
                 raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")
-        if self.vocab_size < 0:
-            raise ValueError(f"model.vocab_size must be >= 0, got {self.vocab_size}")
+        for key in ("feature_dim", "vocab_size"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"model.{key} must be >= 0, got {getattr(self, key)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")

@@ -1,0 +1,272 @@
+"""The train stage: outputs, resume exactness (also after kill -9), checks and errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from s2vt.checkpoint import load_model_dir
+from s2vt.cli import main as cli_main
+from s2vt.config import load_config
+from s2vt.errors import ConfigError, S2VTError
+from s2vt.features import FeatureStore
+from s2vt.training import TrainConfig, load_train_state, train
+
+COLORS = ["red", "blue", "green"]
+SHAPES = ["circle", "square"]
+ENCODER = {"name": "tiny", "weights": None, "pool": "avg", "image_size": 32, "precision": "auto"}
+SAMPLING = {"mode": "uniform", "num_frames": 6, "stride": 10, "fps": 1.0, "max_frames": 80}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_data(root: Path, dim: int = 16, n_train: int = 12, n_val: int = 4,
+              encoder: dict | None = None) -> tuple[Path, Path]:
+    """A feature store whose features encode colour and shape, and MSR-VTT annotations."""
+    rng = np.random.default_rng(0)
+    store = FeatureStore.create(root / "features", {
+        "feature_dim": dim, "encoder": encoder or ENCODER, "sampling": SAMPLING,
+        "image_size": 32})
+    videos, sentences = [], []
+    for i in range(n_train + n_val):
+        color, shape = COLORS[i % 3], SHAPES[(i // 3) % 2]
+        frames = 3 + i % 4
+        base = np.zeros(dim)
+        base[i % 3] = 3.0
+        base[3 + (i // 3) % 2] = 3.0
+        feats = (base + 0.1 * rng.standard_normal((frames, dim))).astype(np.float16)
+        vid = f"video{i}"
+        store.write(vid, feats, np.arange(frames), np.arange(frames) / 5.0)
+        videos.append({"video_id": vid, "split": "train" if i < n_train else "validate"})
+        sentences.append({"video_id": vid, "caption": f"A {color} {shape} moves."})
+        sentences.append({"video_id": vid, "caption": f"the {shape} is {color}"})
+    ann = root / "annotations.json"
+    ann.write_text(json.dumps({"videos": videos, "sentences": sentences}))
+    return root / "features", ann
+
+
+def small_config(**kwargs) -> TrainConfig:
+    overrides = [f"{k}={v}" for k, v in {
+        "model.embed_size": 16, "model.hidden_size": 24, "model.dropout": 0.2,
+        "batch_size": 5, "epochs": 4, "optimizer.lr": 0.01, "save_every_steps": 2,
+        "patience": 0, "device": "cpu", **kwargs}.items()]
+    return load_config(TrainConfig, None, overrides)
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_model_dir(path).model.state_dict()
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+
+
+def test_train_writes_outputs_and_learns(tmp_path: Path) -> None:
+    features, ann = make_data(tmp_path)
+    config = small_config(epochs=12, **{"model.dropout": 0.0})
+    result = train(config, features, ann, tmp_path / "run", progress=False)
+    out = tmp_path / "run"
+    for name in ("config.json", "model.safetensors", "vocab.json", "train_state.pt",
+                 "metrics.jsonl", "train_config.yaml", "last/model.safetensors"):
+        assert (out / name).is_file(), name
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(1, 13))
+    assert {"epoch", "step", "train_loss", "val", "seconds"} <= rows[0].keys()
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert "CIDEr" in rows[-1]["val"] and "METEOR" not in rows[-1]["val"]
+    assert result.best_score == max(r["val"]["CIDEr"] for r in rows)
+    assert result.steps == 12 * 5            # 24 caption pairs (every reference) / batch 5
+    loaded = load_model_dir(out)
+    assert loaded.config.feature_dim == 16 and loaded.encoder_spec == ENCODER
+    assert loaded.sampling == SAMPLING
+    # features were standardised with train statistics
+    assert float(loaded.model.feature_mean[0]) > 0.5
+    store = FeatureStore.open(features)
+    feats = torch.from_numpy(store.read("video13").features.astype(np.float32))[None]
+    ids = loaded.model.generate(feats, torch.ones(feats.shape[:2], dtype=torch.bool))
+    caption = loaded.vocab.decode(ids[0])
+    assert caption in ("a blue circle moves", "the circle is blue"), caption
+    saved = (out / "train_config.yaml").read_text()
+    assert "feature_dim: 16" in saved and "vocab_size:" in saved
+
+
+def test_resume_is_exact(tmp_path: Path) -> None:
+    features, ann = make_data(tmp_path)
+    train(small_config(), features, ann, tmp_path / "straight", progress=False)
+    train(small_config(epochs=2), features, ann, tmp_path / "resumed", progress=False)
+    state = load_train_state(tmp_path / "resumed" / "train_state.pt")
+    assert state["epoch"] == 2 and state["batch_in_epoch"] == 0
+    result = train(small_config(), features, ann, tmp_path / "resumed", resume=True,
+                   progress=False)
+    assert result.epochs_completed == 4
+    assert_same_weights(tmp_path / "straight" / "last", tmp_path / "resumed" / "last")
+    assert_same_weights(tmp_path / "straight", tmp_path / "resumed")
+    lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3, 4]
+    straight = [json.loads(x) for x in (tmp_path / "straight" / "metrics.jsonl").read_text()
+                .splitlines()]
+    assert [r["train_loss"] for r in straight] == [json.loads(x)["train_loss"] for x in lines]
+
+
+def test_mid_epoch_resume_is_exact(tmp_path: Path, monkeypatch) -> None:
+    """Interrupt inside epoch 2 (after the state saved at step 7), resume, same weights."""
+    import s2vt.training as training
+
+    features, ann = make_data(tmp_path)
+    config = small_config(epochs=2, save_every_steps=7)
+    train(config, features, ann, tmp_path / "straight", progress=False)
+    original = training._Trainer._train_step
+    done = {"steps": 0}
+
+    def interrupted_step(self, batch):
+        if done["steps"] == 8:
+            raise KeyboardInterrupt
+        done["steps"] += 1
+        return original(self, batch)
+
+    out = tmp_path / "interrupted"
+    monkeypatch.setattr(training._Trainer, "_train_step", interrupted_step)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, features, ann, out, progress=False)
+    monkeypatch.setattr(training._Trainer, "_train_step", original)
+    state = load_train_state(out / "train_state.pt")
+    assert (state["epoch"], state["batch_in_epoch"], state["step"]) == (1, 2, 7)
+    train(config, features, ann, out, resume=True, progress=False)
+    assert_same_weights(tmp_path / "straight" / "last", out / "last")
+    assert_same_weights(tmp_path / "straight", out)
+
+
+def test_kill_9_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
+    features, ann = make_data(tmp_path, n_train=30)
+    args = ["--features", str(features), "--annotations", str(ann), "--no-progress",
+            "--epochs", "3", "--threads", "1",
+            "--set", "model.embed_size=16", "--set", "model.hidden_size=24",
+            "--set", "batch_size=4", "--set", "save_every_steps=3", "--set", "device=cpu",
+            "--set", "patience=0"]
+    assert cli_main(["train", "--out", str(tmp_path / "straight"), *args]) == 0
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "s2vt", "train", "--out", str(out), *args]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not (out / "train_state.pt").exists() and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (out / "train_state.pt").exists()
+    state = load_train_state(out / "train_state.pt")
+    assert state["step"] < 45   # killed before the end (15 batches x 3 epochs)
+    assert cli_main(["train", "--out", str(out), "--resume", *args]) == 0
+    assert_same_weights(tmp_path / "straight" / "last", out / "last")
+
+
+def test_cli_train_then_model_dir_loads(tmp_path: Path, capsys) -> None:
+    features, ann = make_data(tmp_path)
+    config = tmp_path / "c.yaml"
+    config.write_text("model:\n  name: meanpool\n  embed_size: 16\n  hidden_size: 24\n"
+                      "epochs: 2\nbatch_size: 8\ndevice: cpu\n")
+    code = cli_main(["train", "--features", str(features), "--annotations", str(ann),
+                     "--out", str(tmp_path / "m"), "--config", str(config), "--no-progress"])
+    assert code == 0
+    assert "2 epochs" in capsys.readouterr().out
+    loaded = load_model_dir(tmp_path / "m")
+    assert loaded.config.name == "meanpool"
+    # again without --resume: refused, nothing lost
+    code = cli_main(["train", "--features", str(features), "--annotations", str(ann),
+                     "--out", str(tmp_path / "m"), "--config", str(config)])
+    assert code == 2
+    assert "already holds a training run" in capsys.readouterr().err
+
+
+def test_errors_are_one_clear_line(tmp_path: Path, capsys) -> None:
+    features, ann = make_data(tmp_path)
+    base = ["train", "--features", str(features), "--annotations", str(ann), "--no-progress"]
+
+    def error_of(*extra: str) -> str:
+        assert cli_main([*base, *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        return err[-1]
+
+    out = str(tmp_path / "x")
+    assert "unknown config key 'model.hiden_size'" in error_of(
+        "--out", out, "--set", "model.hiden_size=3")
+    assert "config key 'epochs' must be an integer" in error_of(
+        "--out", out, "--set", "epochs=true")
+    assert "model.feature_dim is 99" in error_of("--out", out, "--set", "model.feature_dim=99")
+    assert "unknown model 'lstm'" in error_of("--out", out, "--model", "lstm")
+    assert "nothing to resume" in error_of("--out", out, "--resume")
+    assert "split 'test2' has no videos" in error_of(
+        "--out", out, "--set", "train_split=test2")
+    with pytest.raises(S2VTError, match="annotation file or folder not found"):
+        train(small_config(), features, tmp_path / "nope.json", tmp_path / "y")
+    with pytest.raises(S2VTError, match="feature store not found"):
+        train(small_config(), tmp_path / "nofeat", ann, tmp_path / "y")
+    with pytest.raises(ConfigError, match="epochs must be >= 1"):
+        small_config(epochs=0)
+
+
+def test_empty_train_split_and_missing_features(tmp_path: Path) -> None:
+    features, _ = make_data(tmp_path)
+    ann = tmp_path / "other.json"
+    ann.write_text(json.dumps({"videos": [{"video_id": "zzz", "split": "train"}],
+                               "sentences": [{"video_id": "zzz", "caption": "a dog"}]}))
+    with pytest.raises(S2VTError, match="no training samples: split 'train' has 1 video"):
+        train(small_config(), features, ann, tmp_path / "o")
+
+
+def test_feature_store_mismatch_on_resume_and_fine_tune(tmp_path: Path) -> None:
+    features, ann = make_data(tmp_path / "a")
+    train(small_config(epochs=1), features, ann, tmp_path / "run", progress=False)
+    other_enc = dict(ENCODER, name="resnet50")
+    features_b, _ = make_data(tmp_path / "b", encoder=other_enc)
+    with pytest.raises(S2VTError, match="encoder.name is 'resnet50' in the store but 'tiny'"):
+        train(small_config(epochs=2), features_b, ann, tmp_path / "run", resume=True)
+    features_c, _ = make_data(tmp_path / "c", dim=8)
+    with pytest.raises(S2VTError, match="feature_dim is 8 in the store but 16 in model dir"):
+        train(small_config(init_from=str(tmp_path / "run")), features_c, ann, tmp_path / "ft")
+    # fine-tuning from a compatible model dir starts from its weights and vocabulary
+    result = train(small_config(epochs=1, init_from=str(tmp_path / "run")), features, ann,
+                   tmp_path / "ft2", progress=False)
+    assert result.epochs_completed == 1
+    assert load_model_dir(tmp_path / "ft2").vocab == load_model_dir(tmp_path / "run").vocab
+
+
+class Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_pickle_payload_in_train_state_is_refused(tmp_path: Path) -> None:
+    features, ann = make_data(tmp_path)
+    train(small_config(epochs=1), features, ann, tmp_path / "run", progress=False)
+    marker = tmp_path / "pwned"
+    torch.save({"format_version": 1, "x": Payload(marker)}, tmp_path / "run" / "train_state.pt")
+    with pytest.raises(S2VTError, match="refusing training state"):
+        train(small_config(epochs=2), features, ann, tmp_path / "run", resume=True)
+    (tmp_path / "run" / "train_state.pt").write_bytes(pickle.dumps(Payload(marker)))
+    with pytest.raises(S2VTError, match="refusing training state"):
+        train(small_config(epochs=2), features, ann, tmp_path / "run", resume=True)
+    assert not marker.exists()
+    assert os.path.exists(tmp_path / "run" / "model.safetensors")
