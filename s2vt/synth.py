@@ -32,7 +32,7 @@ import math
 import os
 import re
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -650,8 +650,3 @@ def attribute_accuracy(predictions: dict[str, str], videos: list[Video]) -> dict
         raise S2VTError("no video has synthetic ground-truth attributes "
                         "(attribute accuracy needs an 's2vt synth' annotation file)")
     return {kind: correct[kind] / total for kind in kinds}
-
-
-def spec_to_dict(spec: ClipSpec) -> dict[str, Any]:
-    """A JSON-safe dict of a clip spec (for debugging and tests)."""
-    return asdict(spec)
