@@ -227,6 +227,11 @@ def check_store_compatible(store: FeatureStore, loaded: LoadedModel) -> None:
                 raise S2VTError(f"{where}: encoder {key} is {mine!r} in the store but "
                                 f"{theirs!r} for the model (extract features with the "
                                 "model's encoder)")
+    # The resolved input size (the spec's image_size may be None = "native").
+    store_size, model_size = store.meta.get("image_size"), (loaded.features or {}).get("image_size")
+    if store_size is not None and model_size is not None and store_size != model_size:
+        raise S2VTError(f"{where}: frames were encoded at {store_size} px in the store but at "
+                        f"{model_size} px for the model")
     store_sampling = store.meta.get("sampling")
     if isinstance(store_sampling, dict) and loaded.sampling and store_sampling != loaded.sampling:
         logger.warning("the feature store samples frames with %s but the model was trained on "

@@ -151,8 +151,8 @@ def _card(item: ReportItem, rank_metric: str, num_frames: int, thumb_size: int) 
     if rank_metric not in metrics and rank_metric in item.scores:
         metrics.append(rank_metric)
     badges = "".join(
-        f'<span class="{"rank" if m == rank_metric else ""}">{html.escape(m)} '
-        f"{item.scores[m]:.3f}</span>"
+        ('<span class="rank">' if m == rank_metric else "<span>")
+        + f"{html.escape(m)} {item.scores[m]:.3f}</span>"
         for m in metrics
     )
     checks = "".join(
