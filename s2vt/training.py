@@ -484,8 +484,7 @@ class _Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = DistributedDataParallel(self.model, device_ids=ids,
-                                               broadcast_buffers=False)
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
 
     def _resolve_model_config(self, from_dir: ModelConfig | None) -> ModelConfig:
         from s2vt.models import check_model_name
