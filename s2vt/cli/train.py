@@ -73,6 +73,7 @@ def _flag_values(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the train stage; prints a one-line summary (rank 0)."""
+    import logging
     import os
 
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -80,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
     from s2vt.config import load_config
     from s2vt.training import CONFIG_FILE, TrainConfig, train
 
+    if os.environ.get("RANK", "0") != "0":
+        # Under torchrun only rank 0 logs; the other ranks still report errors.
+        logging.getLogger().setLevel(logging.ERROR)
     config_path = args.config
     if config_path is None and args.resume and (args.out / CONFIG_FILE).is_file():
         config_path = args.out / CONFIG_FILE
