@@ -7,7 +7,12 @@ stamp file beside its output when it finishes. On the next run:
 - stamp present and key unchanged -> the step is skipped and its output reused;
 - the step was interrupted with the same key -> it runs again and its stage resumes
   (extract skips finished videos, train resumes from its training state);
-- the key changed -> the old output is removed and the step runs from scratch.
+- the key changed -> the old output is removed and the step runs from scratch, unless only
+  entries named in ``Step.resume_on`` changed: then the stage runs with ``resume=True`` over
+  its old output (for incremental stages, e.g. extract when new clips appeared).
+
+:func:`split_stage_overrides` splits ``--set STAGE.KEY=VALUE`` items per stage for the
+recipe commands (``s2vt demo``, ``s2vt run``).
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from s2vt import __version__
+from s2vt.config import parse_overrides
+from s2vt.errors import ConfigError
 from s2vt.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -44,12 +51,17 @@ class Step:
         key: everything the output depends on (JSON-able).
         action: runs the stage; receives ``resume=True`` when an interrupted run of the
             same key left partial output behind.
+        resume_on: top-level key entries whose change alone keeps the old output: the
+            stage then runs with ``resume=True`` on top of it instead of from scratch.
+            Only for stages that add to their output and check its compatibility
+            themselves (a feature store gaining new clips).
     """
 
     name: str
     out: Path
     key: dict[str, Any]
     action: Callable[[bool], Any]
+    resume_on: tuple[str, ...] = ()
 
     @property
     def fingerprint(self) -> str:
@@ -77,6 +89,10 @@ def run_step(step: Step) -> bool:
         logger.info("[%s] up to date, reusing %s", step.name, step.out)
         return False
     resume = state.get("fingerprint") == wanted and step.out.exists()
+    if not resume and step.out.exists() and _differs_only_in(state, step):
+        logger.info("[%s] %s changed, updating %s in place", step.name,
+                    ", ".join(step.resume_on), step.out)
+        resume = True
     if not resume and step.out.exists():
         logger.info("[%s] inputs or config changed, rebuilding %s", step.name, step.out)
         if step.out.is_dir():
@@ -95,3 +111,44 @@ def run_step(step: Step) -> bool:
     )
     logger.info("[%s] done in %.1f s", step.name, seconds)
     return True
+
+
+def _differs_only_in(state: dict[str, Any], step: Step) -> bool:
+    """Whether the stamped key equals ``step.key`` except for ``step.resume_on`` entries."""
+    old = state.get("key")
+    if not step.resume_on or not isinstance(old, dict):
+        return False
+    # The stamp's fingerprint also proves the old key was recorded by this s2vt version.
+    if state.get("fingerprint") != fingerprint({"version": __version__, **old}):
+        return False
+
+    def kept(key: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in key.items() if k not in step.resume_on}
+
+    return fingerprint(kept(old)) == fingerprint(kept(step.key))
+
+
+def split_stage_overrides(
+    items: Sequence[str], stages: Sequence[str], *, command: str, example: str
+) -> dict[str, list[str]]:
+    """``["extract.encoder.name=tiny", "train.epochs=2"]`` -> per-stage override lists.
+
+    Args:
+        items: ``STAGE.KEY=VALUE`` strings from ``--set``.
+        stages: the stage names the recipe accepts.
+        command: the command name for error messages (``demo``, ``run``).
+        example: a valid override shown in the error message.
+    Raises:
+        ConfigError: an item without a known stage prefix or with a malformed value.
+    """
+    per_stage: dict[str, list[str]] = {}
+    for item in items:
+        stage, dot, rest = item.partition(".")
+        if not dot or stage not in stages:
+            raise ConfigError(
+                f"{command} override '{item}' must start with one of {', '.join(stages)} "
+                f"(e.g. {example})"
+            )
+        parse_overrides([rest])  # reject malformed values early
+        per_stage.setdefault(stage, []).append(rest)
+    return per_stage

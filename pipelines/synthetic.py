@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines import recipe
 from pipelines.recipe import Step, fingerprint, run_step
-from s2vt.config import config_to_dict, load_config, parse_overrides
-from s2vt.errors import ConfigError
+from s2vt.config import config_to_dict, load_config
 from s2vt.fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -60,18 +60,8 @@ class DemoResult:
 
 def split_stage_overrides(items: list[str]) -> dict[str, list[str]]:
     """``["extract.encoder.name=tiny", "s2vt.epochs=2"]`` -> per-stage override lists."""
-    stages = ("extract", *MODELS)
-    per_stage: dict[str, list[str]] = {}
-    for item in items:
-        stage, dot, rest = item.partition(".")
-        if not dot or stage not in stages:
-            raise ConfigError(
-                f"demo override '{item}' must start with one of {', '.join(stages)} "
-                "(e.g. s2vt.epochs=10)"
-            )
-        parse_overrides([rest])  # reject malformed values early
-        per_stage.setdefault(stage, []).append(rest)
-    return per_stage
+    return recipe.split_stage_overrides(items, ("extract", *MODELS), command="demo",
+                                        example="s2vt.epochs=10")
 
 
 def run_demo(out: Path, settings: DemoSettings | None = None) -> DemoResult:
