@@ -365,6 +365,7 @@ class DecodePool:
         self._decode_threads = decode_threads
         self._slots: list[_Slot] = []
         self._stop = threading.Event()
+        self._taken = threading.Event()  # the consumer took a clip: room to dispatch more
         self._thread: threading.Thread | None = None
 
     @property
@@ -425,6 +426,7 @@ class DecodePool:
         self._thread.start()
         while True:
             item = results.get()
+            self._taken.set()
             if item is None:
                 break
             if isinstance(item, BaseException):
@@ -467,7 +469,8 @@ class DecodePool:
             now = time.monotonic()
             watched = [s for s in self._slots if s.task is not None or not s.ready]
             if not watched:
-                time.sleep(0.005)  # waiting for the consumer to take clips
+                self._taken.wait(0.5)  # every worker idle: wait for the consumer
+                self._taken.clear()
                 continue
             limits = [
                 s.started + (self._timeout if s.ready else _WORKER_START_TIMEOUT) - now
@@ -505,7 +508,10 @@ class DecodePool:
         if not slot.process.is_alive():
             reason = _exit_reason(slot.process.exitcode)
             if slot.task is None:
-                raise S2VTError(f"decode worker died while starting ({reason})")
+                raise S2VTError(
+                    f"decode worker died while starting ({reason}); when extract() is "
+                    "called from a script, put the call under `if __name__ == '__main__':`"
+                )
             results.put(_Decoded(slot.task, error=f"decoder crashed ({reason})"))
             self._replace(index, kill=False)
             return
@@ -674,6 +680,8 @@ def _run(pool: DecodePool, todo: list[VideoInput], store: FeatureStore, encoder:
     max_ready = max(2 * pool.workers, 2 * math.ceil(batch_size / frames_per_clip))
     buffer: deque[tuple[_Progress, int]] = deque()  # (video, next frame to encode)
     buffered = 0
+    timings = {"encode": 0.0, "write": 0.0}
+    run_started = time.perf_counter()
 
     def encode_batch(pad: bool) -> None:
         nonlocal buffered
@@ -695,8 +703,10 @@ def _run(pool: DecodePool, todo: list[VideoInput], store: FeatureStore, encoder:
             # Same batch shape for every call: features never depend on the neighbours.
             padding = np.zeros((batch_size - take_total, *frames.shape[1:]), frames.dtype)
             frames = np.concatenate([frames, padding])
+        started = time.perf_counter()
         features = encoder.encode(frames)
         features = features.float().cpu().numpy()[:take_total]
+        timings["encode"] += time.perf_counter() - started
         offset = 0
         for item, take in owners:
             item.parts.append(features[offset : offset + take])
@@ -708,12 +718,15 @@ def _run(pool: DecodePool, todo: list[VideoInput], store: FeatureStore, encoder:
     def finish(item: _Progress) -> None:
         decoded = item.decoded
         video = decoded.video
+        started = time.perf_counter()
         try:
             store.write(video.video_id, np.concatenate(item.parts), decoded.indices,
                         decoded.timestamps, source=str(video.path), fps=decoded.fps)
         except S2VTError as error:
             _fail(store, result, video, str(error), bar)
             return
+        finally:
+            timings["write"] += time.perf_counter() - started
         item.decoded.frames = None  # free the frames now, not when the batch ends
         result.done.append(video.video_id)
         bar.update(1)
@@ -731,3 +744,8 @@ def _run(pool: DecodePool, todo: list[VideoInput], store: FeatureStore, encoder:
             encode_batch(pad=False)
     while buffered > 0:
         encode_batch(pad=True)
+    total = time.perf_counter() - run_started
+    # Where the time went: encode close to total means decoding was hidden behind it.
+    logger.debug("extract loop %.2f s: encode %.2f s, write %.2f s, waiting for decode %.2f s",
+                 total, timings["encode"], timings["write"],
+                 total - timings["encode"] - timings["write"])
