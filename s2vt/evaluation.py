@@ -133,6 +133,28 @@ def attribute_checks(caption: str, video: Video) -> dict[str, tuple[bool, str]]:
     return checks
 
 
+def resolve_aliases(predictions: Mapping[str, str], annotations: Annotations) -> dict[str, str]:
+    """Re-key predictions made under another name of a video (MSVD's ``vid1301``) by its id.
+
+    Keys that are video ids, or that no video has as an alias, stay as they are.
+
+    Raises:
+        S2VTError: one video predicted under two names (e.g. its clip key and its ``vidN``).
+    """
+    ids = {video.video_id for video in annotations.videos}
+    aliases = annotations.aliases()
+    resolved: dict[str, str] = {}
+    named: dict[str, str] = {}
+    for key, caption in predictions.items():
+        video_id = key if key in ids else aliases.get(key, key)
+        if video_id in resolved:
+            raise S2VTError(f"video {video_id!r} is predicted twice (as {named[video_id]!r} "
+                            f"and as {key!r})")
+        resolved[video_id] = caption
+        named[video_id] = key
+    return resolved
+
+
 def score_split(
     predictions: Mapping[str, str],
     annotations: Annotations,
@@ -143,7 +165,7 @@ def score_split(
     """Score predictions on every video of one split (plus attribute accuracy on synthetic).
 
     Args:
-        predictions: video id -> caption.
+        predictions: video id (or an alias such as MSVD's ``vidN``) -> caption.
         annotations: the benchmark's annotations (all splits, or already one split).
         split: the split to score on; None: all of ``annotations``.
         java: see :func:`s2vt.metrics.score_captions`.
@@ -154,6 +176,7 @@ def score_split(
         S2VTError: predictions for videos outside the split, or videos of the split without
             a prediction (each message counts them and names a few).
     """
+    predictions = resolve_aliases(predictions, annotations)
     subset = annotations.split(split) if split is not None else annotations
     where = f"split '{split}'" if split is not None else "the annotations"
     if subset.source:

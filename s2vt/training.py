@@ -366,8 +366,10 @@ class _Trainer:
 
     def __init__(self, config: TrainConfig, features: Path, annotations: Path, out: Path,
                  resume: bool, ctx: distributed.DistContext, device: torch.device,
-                 sample_hook: SampleHook | None, progress: bool = True) -> None:
+                 sample_hook: SampleHook | None, progress: bool = True,
+                 annotation_format: str | None = None) -> None:
         self.config = config
+        self.annotation_format = annotation_format
         self.progress = progress
         self.out = Path(out)
         self.ctx = ctx
@@ -390,7 +392,8 @@ class _Trainer:
                             "--resume to continue it, or choose another --out")
         state = load_train_state(self.state_path) if resume else None
         store = FeatureStore.open(features_path)
-        annotations = load_annotations(annotations_path, keep_missing=True)
+        annotations = load_annotations(annotations_path, self.annotation_format,
+                                       keep_missing=True)
         train_split = annotations.split(config.train_split)
         self.store = store
         self.store_info = _store_info(store)
@@ -719,7 +722,7 @@ class _Trainer:
 
 def train(config: TrainConfig, features: Path, annotations: Path, out: Path,
           resume: bool = False, *, sample_hook: SampleHook | None = None,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, format: str | None = None) -> TrainResult:
     """Train a caption model; see the module docstring for what ``out`` receives.
 
     Args:
@@ -731,6 +734,7 @@ def train(config: TrainConfig, features: Path, annotations: Path, out: Path,
         sample_hook: called as ``hook(epoch, rank, sample_indices)`` at the start of every
             epoch with the caption pairs this process trains on (for tests and debugging).
         progress: show a tqdm progress bar (rank 0 only).
+        format: annotation format name (``msvd``, ``msrvtt``, ``vatex``...); None detects it.
     Returns:
         A :class:`TrainResult`.
     Raises:
@@ -745,7 +749,7 @@ def train(config: TrainConfig, features: Path, annotations: Path, out: Path,
         if device.type == "cuda" and ctx.enabled:
             device = torch.device("cuda", ctx.local_rank)
         trainer = _Trainer(config, Path(features), Path(annotations), Path(out), resume,
-                           ctx, device, sample_hook, progress)
+                           ctx, device, sample_hook, progress, format)
         return trainer.run()
     finally:
         distributed.teardown(ctx)

@@ -1,0 +1,351 @@
+"""The public-benchmark recipes: MSVD, MSR-VTT and VATEX, from the dataset folder to scores.
+
+``run_benchmark(name, root, out)`` chains the stages for one benchmark of
+:data:`BENCHMARKS`, each a cached :class:`~pipelines.recipe.Step` (a rerun reuses finished
+stages, an interrupted one resumes):
+
+1. extract: features of every clip the loader finds under ``root`` (ids are exactly the
+   loader's video ids); clips the annotations name but that are not on disk are counted and
+   listed in ``OUT/missing.json``; clips that fail to decode are recorded by the feature
+   store (``OUT/features/failures.jsonl``) and the run goes on.
+2. train: S2VT on the ``train`` split, validated on ``val`` (best model by validation CIDEr).
+3. evaluate: captions for the standard test split's clips that have features, scored with
+   the official metrics (predictions.json, scores.json, report.html). Clips without
+   features are left out and counted in ``scores.json``'s settings.
+
+Run folder::
+
+    OUT/features/                 feature store              (s2vt extract)
+    OUT/model/                    best model dir + last/, train_state.pt, metrics.jsonl
+    OUT/test/                     predictions.json scores.json report.html
+    OUT/missing.json              clips named by the annotations but not found on disk
+    OUT/summary.json              counts, scores and the settings of the run
+
+The configs are ``configs/<benchmark>/{extract,train}.yaml``; ``--set STAGE.KEY=VALUE``
+overrides them (stages ``extract`` and ``train``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.recipe import Step, fingerprint, run_step, split_stage_overrides
+from s2vt.config import config_to_dict, load_config
+from s2vt.errors import S2VTError
+from s2vt.fileio import atomic_write_json
+
+if TYPE_CHECKING:
+    from s2vt.datasets import Annotations
+    from s2vt.extraction import ExtractConfig
+    from s2vt.training import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
+STAGES = ("extract", "train")
+SUMMARY_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One public benchmark and how its recipe runs.
+
+    Attributes:
+        name: registry name, also the ``--format`` of its annotations.
+        title: shown in the summary.
+        config_dir: holds ``extract.yaml`` and ``train.yaml``.
+        test_split: the standard evaluation split.
+        published: metric -> a published S2VT-style score (fraction) to print beside ours.
+        published_source: where ``published`` comes from.
+    """
+
+    name: str
+    title: str
+    config_dir: Path
+    test_split: str = "test"
+    published: dict[str, float] = field(default_factory=dict)
+    published_source: str = ""
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    benchmark.name: benchmark
+    for benchmark in (
+        Benchmark("msvd", "MSVD (YouTube2Text)", CONFIG_ROOT / "msvd",
+                  published={"METEOR": 0.292},
+                  published_source="S2VT, RGB VGG16 (Venugopalan et al., ICCV 2015)"),
+        Benchmark("msrvtt", "MSR-VTT", CONFIG_ROOT / "msrvtt"),
+        Benchmark("vatex", "VATEX (English)", CONFIG_ROOT / "vatex"),
+    )
+}
+
+
+def benchmark_names() -> list[str]:
+    """The names ``s2vt run`` accepts."""
+    return sorted(BENCHMARKS)
+
+
+def get_benchmark(name: str) -> Benchmark:
+    """The registry entry for ``name``; an unknown name lists the known ones."""
+    try:
+        return BENCHMARKS[name]
+    except KeyError:
+        raise S2VTError(f"unknown benchmark '{name}' (known: {', '.join(benchmark_names())})"
+                        ) from None
+
+
+def split_run_overrides(items: list[str]) -> dict[str, list[str]]:
+    """``["extract.encoder.name=tiny", "train.epochs=2"]`` -> per-stage override lists."""
+    return split_stage_overrides(items, STAGES, command="run", example="train.epochs=10")
+
+
+@dataclass
+class RunSettings:
+    """What ``run_benchmark`` does besides the configs.
+
+    Attributes:
+        overrides: stage (``extract``/``train``) -> ``key=value`` overrides of its config.
+        config_dir: folder with ``extract.yaml``/``train.yaml`` (default: the benchmark's).
+        beam_size: beam width of the test captions.
+        video_root: where the clips are, when not in the dataset's usual folders.
+        report: write report.html.
+        java: see :func:`s2vt.metrics.score_captions` (None: Java when available).
+        progress: show progress bars.
+    """
+
+    overrides: dict[str, list[str]] = field(default_factory=dict)
+    config_dir: Path | None = None
+    beam_size: int = 5
+    video_root: Path | None = None
+    report: bool = True
+    java: bool | None = None
+    progress: bool = True
+
+
+@dataclass
+class RunResult:
+    """What one benchmark run produced (also written to ``OUT/summary.json``)."""
+
+    benchmark: str
+    out: Path
+    test_split: str
+    scores: dict[str, float]
+    counts: dict[str, Any]
+    missing: list[str]
+    failed: list[dict[str, Any]]
+    ran: dict[str, bool]
+    table: str
+
+
+def load_stage_configs(
+    benchmark: Benchmark, settings: RunSettings
+) -> tuple[ExtractConfig, TrainConfig]:
+    """The benchmark's extract and train configs with the run's overrides applied."""
+    from s2vt.extraction import ExtractConfig
+    from s2vt.training import TrainConfig
+
+    folder = settings.config_dir or benchmark.config_dir
+    extract_config = load_config(ExtractConfig, folder / "extract.yaml",
+                                 settings.overrides.get("extract"))
+    train_config = load_config(TrainConfig, folder / "train.yaml",
+                               settings.overrides.get("train"))
+    return extract_config, train_config
+
+
+def resolve_extract_device(config: ExtractConfig) -> ExtractConfig:
+    """``device: auto`` in a recipe config -> ``cuda`` when available, else ``cpu``."""
+    if config.device != "auto":
+        return config
+    import torch
+
+    return replace(config, device="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _annotation_key(annotations: Annotations, splits: tuple[str, ...]) -> str:
+    """Fingerprint of the videos and references of some splits (a changed caption retrains)."""
+    videos = [(v.video_id, v.split) for v in annotations.videos if v.split in set(splits)]
+    ids = {vid for vid, _ in videos}
+    return fingerprint({
+        "videos": videos,
+        "captions": [(c.video_id, c.text) for c in annotations.captions if c.video_id in ids],
+    })
+
+
+def run_benchmark(name: str, root: Path, out: Path | None = None,
+                  settings: RunSettings | None = None) -> RunResult:
+    """Run (or reuse) extract -> train -> evaluate for one benchmark.
+
+    Args:
+        name: a key of :data:`BENCHMARKS`.
+        root: the dataset folder (annotation files + clips, see data/README.md).
+        out: the run folder (default ``runs/<name>``).
+        settings: overrides, beam size, clip folder...
+    Returns:
+        A :class:`RunResult`; ``OUT/summary.json`` holds the same.
+    Raises:
+        S2VTError: unknown benchmark, no annotation file of that benchmark under ``root``,
+            no clip found at all, bad configs, or a stage's own errors.
+    """
+    from s2vt.datasets import load_annotations
+
+    benchmark = get_benchmark(name)
+    settings = settings or RunSettings()
+    root = Path(root)
+    out = Path(out) if out is not None else Path("runs") / name
+    if not root.exists():
+        raise S2VTError(f"dataset folder not found: {root} (see data/README.md for the "
+                        f"{benchmark.title} folder tree)")
+    extract_config, train_config = load_stage_configs(benchmark, settings)
+    extract_config = resolve_extract_device(extract_config)
+
+    annotations = load_annotations(root, name, video_root=settings.video_root)
+    inputs = annotations.video_paths()  # clear error when no clip is found at all
+    missing = sorted(annotations.missing)
+    atomic_write_json(out / "missing.json", {
+        "count": len(missing),
+        "by_split": _count_by_split(missing, annotations.missing_splits),
+        "videos": [{"video_id": vid, "split": annotations.missing_splits.get(vid)}
+                   for vid in missing],
+    })
+    if missing:
+        logger.warning("%d clip(s) named by the %s annotations are not on disk (skipped; "
+                       "listed in %s)", len(missing), name, out / "missing.json")
+
+    features, model_dir, test_dir = out / "features", out / "model", out / benchmark.test_split
+    ran: dict[str, bool] = {}
+
+    extract_key = {
+        "stage": "extract", "benchmark": name,
+        "encoder": config_to_dict(extract_config.encoder),
+        "sampling": config_to_dict(extract_config.sampling),
+        "dtype": extract_config.dtype,
+        "videos": fingerprint(sorted(inputs)),
+    }
+
+    def do_extract(resume: bool) -> None:
+        from s2vt.extraction import VideoInput, extract
+
+        result = extract([VideoInput(vid, path) for vid, path in inputs.items()], features,
+                         extract_config, progress=settings.progress)
+        if result.failed:
+            logger.warning("%d clip(s) failed to extract (recorded in %s)", len(result.failed),
+                           features / "failures.jsonl")
+
+    # New clips (say, re-downloaded dead links) only add to the store.
+    ran["extract"] = run_step(Step("extract", features, extract_key, do_extract,
+                                   resume_on=("videos",)))
+
+    train_key = {
+        "stage": "train", "benchmark": name, "features": fingerprint(extract_key),
+        "annotations": _annotation_key(annotations, (train_config.train_split,
+                                                     train_config.val_split)),
+        # The device does not change what is learned; moving a run to a GPU resumes it.
+        "config": {k: v for k, v in config_to_dict(train_config).items() if k != "device"},
+    }
+
+    def do_train(resume: bool) -> None:
+        from s2vt.training import train
+
+        train(train_config, features, root, model_dir, resume=resume,
+              progress=settings.progress, format=name)
+
+    ran["train"] = run_step(Step("train", model_dir, train_key, do_train))
+
+    evaluate_key = {
+        "stage": "evaluate", "model": fingerprint(train_key), "split": benchmark.test_split,
+        "annotations": _annotation_key(annotations, (benchmark.test_split,)),
+        "beam_size": settings.beam_size, "report": settings.report, "java": settings.java,
+    }
+
+    def do_evaluate(resume: bool) -> None:
+        from s2vt.evaluation import evaluate
+
+        evaluate(model_dir, features, root, test_dir, split=benchmark.test_split, format=name,
+                 video_root=settings.video_root, beam_size=settings.beam_size,
+                 java=settings.java, skip_missing=True, report=settings.report,
+                 device=extract_config.device)
+
+    ran["evaluate"] = run_step(Step(f"evaluate {benchmark.test_split}", test_dir, evaluate_key,
+                                    do_evaluate))
+
+    return _summarise(benchmark, out, annotations, inputs, missing, ran, settings)
+
+
+def _count_by_split(ids: list[str], splits: dict[str, str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for vid in ids:
+        split = splits.get(vid, "?")
+        counts[split] = counts.get(split, 0) + 1
+    return counts
+
+
+def _summarise(benchmark: Benchmark, out: Path, annotations: Annotations,
+               inputs: dict[str, Path], missing: list[str], ran: dict[str, bool],
+               settings: RunSettings) -> RunResult:
+    """Collect counts and scores from the run folder, write summary.json, build the table."""
+    from s2vt.features import FeatureStore
+
+    store = FeatureStore.open(out / "features")
+    failed = [f for f in store.failures() if not store.has(str(f.get("video_id")))]
+    saved = json.loads((out / benchmark.test_split / "scores.json").read_text(encoding="utf-8"))
+    scores = {k: float(v) for k, v in saved.items() if isinstance(v, int | float)}
+    evaluated = saved.get("settings", {})
+    history_path = out / "model" / "metrics.jsonl"
+    history = [json.loads(line) for line in history_path.read_text(encoding="utf-8").splitlines()
+               if line.strip()] if history_path.is_file() else []
+    split_sizes = {split: len(annotations.split(split).videos)
+                   for split in annotations.splits()}
+    counts: dict[str, Any] = {
+        "clips_found": len(inputs),
+        "clips_missing": len(missing),
+        "clips_failed": len(failed),
+        "clips_per_split": split_sizes,
+        "test_videos_scored": len(json.loads((out / benchmark.test_split / "predictions.json")
+                                             .read_text(encoding="utf-8"))),
+        "test_videos_skipped": int(evaluated.get("num_skipped", 0)),
+        "epochs": len(history),
+        "best_epoch": history[-1].get("best_epoch") if history else None,
+    }
+    table = summary_table(benchmark, scores, counts, ran)
+    summary = {"benchmark": benchmark.name, "scores": scores, "counts": counts,
+               "stages_run": ran, "beam_size": settings.beam_size,
+               "published": benchmark.published, "published_source": benchmark.published_source,
+               "failed": failed[:100]}
+    atomic_write_json(out / "summary.json", summary)
+    return RunResult(benchmark=benchmark.name, out=out, test_split=benchmark.test_split,
+                     scores=scores, counts=counts,
+                     missing=missing, failed=failed, ran=ran, table=table)
+
+
+def summary_table(benchmark: Benchmark, scores: dict[str, float], counts: dict[str, Any],
+                  ran: dict[str, bool]) -> str:
+    """A short plain-text summary: clip counts, stages run or reused, and the test scores."""
+    sizes = ", ".join(f"{split} {n}" for split, n in counts["clips_per_split"].items())
+    stages = ", ".join(f"{stage} {'ran' if did else 'reused'}" for stage, did in ran.items())
+    lines = [
+        f"{benchmark.title}: {counts['clips_found']} clips found, {counts['clips_missing']} "
+        f"missing, {counts['clips_failed']} failed to decode",
+        f"splits with clips: {sizes}; test scored on {counts['test_videos_scored']} "
+        f"({counts['test_videos_skipped']} without features left out)",
+        f"stages: {stages}",
+        "",
+    ]
+    published = bool(benchmark.published)
+    header = f"{'metric':<8}  {'test':>7}" + (f"  {'published':>9}" if published else "")
+    lines += [header, "-" * len(header)]
+    for metric in SUMMARY_METRICS:
+        if metric not in scores:
+            continue
+        row = f"{metric:<8}  {100 * scores[metric]:7.2f}"
+        if published:
+            value = benchmark.published.get(metric)
+            row += f"  {100 * value:9.1f}" if value is not None else f"  {'-':>9}"
+        lines.append(row)
+    if published:
+        lines.append(f"(scores x100; published: {benchmark.published_source})")
+    else:
+        lines.append("(scores x100; published numbers to compare with: data/README.md)")
+    return "\n".join(lines)
