@@ -1,0 +1,102 @@
+"""The recipe cache and the demo recipe, end to end on a tiny synthetic set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines.recipe import Step, run_step
+from pipelines.synthetic import MODELS, SPLITS, DemoSettings, run_demo, split_stage_overrides
+from s2vt.cli import main
+from s2vt.errors import ConfigError
+
+
+def _counting_step(out: Path, key: dict, calls: list[bool]) -> Step:
+    def action(resume: bool) -> None:
+        calls.append(resume)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "artifact.txt").write_text(json.dumps(key))
+
+    return Step("count", out, key, action)
+
+
+def test_step_runs_once_then_reuses(tmp_path: Path) -> None:
+    calls: list[bool] = []
+    assert run_step(_counting_step(tmp_path / "a", {"x": 1}, calls)) is True
+    assert run_step(_counting_step(tmp_path / "a", {"x": 1}, calls)) is False
+    assert calls == [False]
+
+
+def test_step_rebuilds_when_key_changes(tmp_path: Path) -> None:
+    calls: list[bool] = []
+    run_step(_counting_step(tmp_path / "a", {"x": 1}, calls))
+    (tmp_path / "a" / "stale.txt").write_text("old output")
+    assert run_step(_counting_step(tmp_path / "a", {"x": 2}, calls)) is True
+    assert calls == [False, False]
+    assert not (tmp_path / "a" / "stale.txt").exists(), "old output must be cleared"
+
+
+def test_interrupted_step_resumes_with_same_key(tmp_path: Path) -> None:
+    out = tmp_path / "a"
+
+    def crash(resume: bool) -> None:
+        out.mkdir()
+        (out / "partial.txt").write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_step(Step("crash", out, {"x": 1}, crash))
+    calls: list[bool] = []
+    assert run_step(_counting_step(out, {"x": 1}, calls)) is True
+    assert calls == [True], "same key after an interruption -> the stage resumes"
+    assert (out / "partial.txt").exists(), "finished partial work is kept for the stage"
+
+
+def test_demo_overrides_name_their_stage() -> None:
+    assert split_stage_overrides(["extract.encoder.name=tiny", "s2vt.epochs=2"]) == {
+        "extract": ["encoder.name=tiny"],
+        "s2vt": ["epochs=2"],
+    }
+    with pytest.raises(ConfigError, match="must start with one of"):
+        split_stage_overrides(["epochs=2"])
+
+
+TINY = {
+    "extract": ["encoder.name=tiny", "encoder.pool=avg"],
+    "s2vt": ["epochs=1", "model.hidden_size=32", "model.embed_size=16"],
+    "meanpool": ["epochs=1", "model.hidden_size=32", "model.embed_size=16"],
+}
+
+
+def test_demo_runs_the_whole_chain_and_reuses_it(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    settings = DemoSettings(num_videos=24, seed=3, beam_size=2, overrides=TINY)
+    result = run_demo(out, settings)
+
+    for model in MODELS:
+        assert (out / model / "model" / "model.safetensors").is_file()
+        for split in SPLITS:
+            scores = json.loads((out / model / split / "scores.json").read_text())
+            for key in ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr", "attr_motion"):
+                assert isinstance(scores[key], float), key
+            predictions = json.loads((out / model / split / "predictions.json").read_text())
+            assert predictions and {"video_id", "caption"} <= set(predictions[0])
+            assert (out / model / split / "report.html").is_file()
+    assert (out / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "attr_motion" in result.table and "meanpool test_novel" in result.table
+    assert isinstance(result.sample["s2vt"], str) and result.sample["references"]
+
+    stamps = sorted(out.rglob(".*.step.json"))
+    before = {p: p.read_text() for p in stamps}
+    model_mtime = (out / "s2vt" / "model" / "model.safetensors").stat().st_mtime_ns
+    again = run_demo(out, settings)
+    assert {p: p.read_text() for p in stamps} == before, "a second run must reuse every stage"
+    assert (out / "s2vt" / "model" / "model.safetensors").stat().st_mtime_ns == model_mtime
+    assert again.scores == result.scores
+
+
+def test_demo_cli_rejects_a_bad_override(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--set", "nonsense"]) == 2
+    assert capsys.readouterr().err.startswith("error: demo override 'nonsense'")
