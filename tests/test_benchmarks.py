@@ -14,6 +14,7 @@ import pytest
 from videos import write_video
 
 from pipelines.benchmarks import BENCHMARKS, RunSettings, load_stage_configs
+from pipelines.recipe import Step, run_step
 from s2vt.cli import main
 from s2vt.datasets import load_annotations
 from s2vt.extraction import ExtractConfig
@@ -110,6 +111,7 @@ VATEX_FILES = {
                                             "dead-link_000000_000010"],
 }
 VATEX_MISSING = "dead-link_000000_000010"
+VATEX_BROKEN = "Zz9-_q_000010_000020"  # on disk but not a video: fails to decode
 VATEX_TEST = ["tst_A-1_000005_000015", "tst_B-2_000003_000013"]
 
 
@@ -122,7 +124,9 @@ def write_vatex(root: Path) -> Path:
         for vid in ids:
             entries.append({"videoID": vid, "enCap": captions_for(index),
                             "chCap": ["一个男人在弹吉他。"]})
-            if vid != VATEX_MISSING:
+            if vid == VATEX_BROKEN:
+                (root / "videos" / f"{vid}.mp4").write_bytes(b"not a video at all")
+            elif vid != VATEX_MISSING:
                 clip(root / "videos" / f"{vid}.mp4")
             index += 1
         (root / name).write_text(json.dumps(entries, ensure_ascii=False))
@@ -186,7 +190,12 @@ def test_run_writes_scores_predictions_report_and_lists_the_missing_clip(name, r
     assert summary["counts"]["clips_missing"] == 1
     assert summary["counts"]["test_videos_scored"] == 2
     assert summary["counts"]["epochs"] == 1
-    assert len(stored) == summary["counts"]["clips_found"] == 6
+    assert summary["counts"]["clips_found"] == 6
+    broken = 1 if name == "vatex" else 0
+    assert summary["counts"]["clips_failed"] == broken
+    assert len(stored) == 6 - broken
+    if broken:
+        assert [f["video_id"] for f in summary["failed"]] == [VATEX_BROKEN]
     assert (out / "model" / "model.safetensors").is_file()
 
 
@@ -197,6 +206,9 @@ def test_run_features_cover_exactly_the_loaders_ids(datasets, runs):
                         for p in (runs[name] / "features").glob("*.json")
                         if p.name not in ("meta.json",) and not p.name.startswith("."))
         assert MISSING[name] not in ids
+        if name == "vatex":  # the undecodable clip is recorded as a failure instead
+            assert VATEX_BROKEN in ids
+            ids.remove(VATEX_BROKEN)
         assert stored == ids
 
 
@@ -330,3 +342,27 @@ def test_run_overrides_reach_the_configs():
     extract_config, train_config = load_stage_configs(BENCHMARKS["msvd"], settings)
     assert extract_config.encoder.weights == "/w/vgg16.pth"
     assert (train_config.epochs, train_config.optimizer.lr) == (3, 0.001)
+
+
+# ----------------------------------------------------------------------------- recipe cache
+def test_step_resume_on_updates_in_place_and_other_changes_rebuild(tmp_path):
+    out = tmp_path / "features"
+    calls: list[bool] = []
+
+    def action(resume: bool) -> None:
+        calls.append(resume)
+        out.mkdir(exist_ok=True)
+        (out / f"run{len(calls)}").write_text("x")
+
+    def step(videos: str, encoder: str) -> Step:
+        return Step("extract", out, {"encoder": encoder, "videos": videos}, action,
+                    resume_on=("videos",))
+
+    assert run_step(step("a", "tiny")) is True
+    assert run_step(step("a", "tiny")) is False          # up to date: reused
+    assert run_step(step("a+b", "tiny")) is True         # new clips: added in place
+    assert calls == [False, True]
+    assert sorted(p.name for p in out.iterdir()) == ["run1", "run2"]
+    assert run_step(step("a+b", "vgg16")) is True        # other features: from scratch
+    assert calls == [False, True, False]
+    assert sorted(p.name for p in out.iterdir()) == ["run3"]
