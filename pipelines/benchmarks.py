@@ -247,8 +247,10 @@ def run_benchmark(name: str, root: Path, out: Path | None = None,
     }
 
     def do_train(resume: bool) -> None:
-        from s2vt.training import train
+        from s2vt.training import STATE_FILE, train
 
+        # Stopped before its first saved state, a run has nothing to resume: start it anew.
+        resume = resume and (model_dir / STATE_FILE).is_file()
         train(train_config, features, root, model_dir, resume=resume,
               progress=settings.progress, format=name)
 

@@ -8,6 +8,7 @@ whole recipe runs in-process with the tiny encoder and a tiny model.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -223,6 +224,30 @@ def test_rerun_reuses_every_stage_and_prints_the_summary(datasets, runs, capsys)
     assert "METEOR" in printed and "29.2" in printed  # the paper's number beside ours
     assert "missing clips: 1" in printed
     assert (out / "test" / "scores.json").read_text() == before
+
+
+def test_interrupted_run_resumes_and_reuses_the_finished_stages(datasets, runs, tmp_path,
+                                                                 monkeypatch, capsys):
+    import s2vt.training
+
+    out = tmp_path / "run"
+    shutil.copytree(runs["msrvtt"], out)
+    args = ["run", "msrvtt", "--root", str(datasets["msrvtt"]), "--out", str(out),
+            "--no-progress", "--no-java", "--beam-size", "1", *TINY, "--set", "train.seed=7"]
+
+    def killed(config, features, annotations, model_dir, **kwargs):
+        Path(model_dir).mkdir(parents=True, exist_ok=True)
+        (Path(model_dir) / "metrics.jsonl").write_text("")
+        raise KeyboardInterrupt  # Ctrl-C before the first saved training state
+
+    with monkeypatch.context() as patch:
+        patch.setattr(s2vt.training, "train", killed)
+        assert main(args) == 130
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "stages: extract reused, train ran, evaluate ran" in capsys.readouterr().out
+    assert (out / "model" / "train_state.pt").is_file()
+    assert (out / "test" / "scores.json").is_file()
 
 
 def test_run_errors_are_one_line(tmp_path, datasets, capsys):

@@ -14,13 +14,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "Score predictions (a JSON list of {\"video_id\", \"caption\"} or an {id: caption} "
             "object) against a benchmark's references with pycocoevalcap: PTB tokenizer, "
             "BLEU-1..4, METEOR 1.5, ROUGE-L, CIDEr(-D). Every video of the split needs a "
-            "prediction. Prints a table and writes scores.json."
+            "prediction (MSVD: keyed by clip name or by vidN). Prints a table and writes "
+            "scores.json."
         ),
     )
     parser.add_argument("--predictions", required=True, type=Path, help="predictions JSON file")
     parser.add_argument("--references", required=True, type=Path,
                         help="annotation file or dataset folder (MSR-VTT / MSVD / VATEX / "
-                             "s2vt synth layout)")
+                             "s2vt synth layout; clips not needed)")
     parser.add_argument("--split", default="test", help="split to score on (default: test)")
     parser.add_argument("--format", default=None,
                         help="annotation format (msrvtt, msvd, vatex, synthetic; default: "
