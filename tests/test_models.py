@@ -12,6 +12,15 @@ from s2vt.text import BOS_ID, EOS_ID, PAD_ID, Vocabulary
 NAMES = ["s2vt", "meanpool"]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_config(name: str, **kwargs) -> ModelConfig:
     values = dict(name=name, feature_dim=12, vocab_size=20, embed_size=16, hidden_size=32,
                   dropout=0.0, max_frames=8)
@@ -139,3 +148,19 @@ def test_overfit_then_generate_exact_captions(name: str) -> None:
         assert [vocab.decode(ids) for ids in out] == CAPTIONS
     assert model.training  # generate restores the mode
     assert all(EOS_ID not in ids for ids in out)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cpu_bf16_autocast_runs_and_stays_close(name: str) -> None:
+    """LSTMs fall back to fp32 under CPU autocast (oneDNN bf16 LSTM fails or crawls)."""
+    torch.manual_seed(3)
+    model = build_model(tiny_config(name)).eval()
+    features, mask, tokens = batch_inputs(3)
+    reference = model(features, mask, tokens)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(features, mask, tokens)
+        generated = model.generate(features, mask, beam_size=2, max_len=5)
+    torch.testing.assert_close(logits.float(), reference, atol=0.05, rtol=0.05)
+    assert len(generated) == 3
+    logits.float().sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)

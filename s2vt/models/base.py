@@ -19,6 +19,21 @@ from s2vt.models.config import ModelConfig
 State = dict[str, torch.Tensor]
 
 
+def run_lstm(lstm: nn.LSTM, inputs, hidden=None):
+    """``lstm(inputs, hidden)``, in fp32 when CPU autocast is on.
+
+    On CPU, LSTMs under bf16 autocast hit slow (about 15x) or failing oneDNN paths in our
+    torch build, so they run in fp32 there while the linear layers keep autocast. CUDA
+    (cuDNN) runs them in the autocast dtype.
+    """
+    if inputs.data.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            if hidden is not None:
+                hidden = tuple(h.float() for h in hidden)
+            return lstm(inputs.float(), hidden)
+    return lstm(inputs, hidden)
+
+
 class CaptionModel(nn.Module):
     """Common parts: ``feature_mean`` / ``feature_std`` buffers (D,) and ``generate``."""
 

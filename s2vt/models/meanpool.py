@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from s2vt.models.base import CaptionModel, State
+from s2vt.models.base import CaptionModel, State, run_lstm
 from s2vt.models.config import ModelConfig
 from s2vt.text import PAD_ID
 
@@ -41,7 +41,7 @@ class MeanPool(CaptionModel):
         video = self._video(features, feature_mask)
         words = self.drop(self.embed(tokens))
         video = video.unsqueeze(1).expand(-1, tokens.shape[1], -1).to(words.dtype)
-        out, _ = self.lstm(torch.cat([words, video], dim=-1))
+        out, _ = run_lstm(self.lstm, torch.cat([words, video], dim=-1))
         return self.out(self.drop(out))
 
     def init_decoding(self, features: torch.Tensor, feature_mask: torch.Tensor,
@@ -57,5 +57,5 @@ class MeanPool(CaptionModel):
         inputs = torch.cat([words, video], dim=-1).unsqueeze(1)
         # State is kept batch-first (N, layers, H) so decoding can reorder rows uniformly.
         hidden = (state["h"].transpose(0, 1).contiguous(), state["c"].transpose(0, 1).contiguous())
-        out, (h, c) = self.lstm(inputs, hidden)
+        out, (h, c) = run_lstm(self.lstm, inputs, hidden)
         return self.out(out.squeeze(1)), {"h": h.transpose(0, 1), "c": c.transpose(0, 1)}

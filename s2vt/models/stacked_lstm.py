@@ -7,6 +7,7 @@ reads a zero vector and LSTM2 reads [LSTM1 output ; embedding of the previous wo
 Variable frame counts are exact: the frame phase runs on packed sequences, so each video
 starts decoding from the LSTM states after its own last frame, never after padding steps.
 The training forward is four ``nn.LSTM`` calls (cuDNN / oneDNN kernels, no Python loop).
+Under CPU bf16 autocast the LSTMs stay fp32 (see :func:`run_lstm`); linears use bf16.
 Because LSTM1's decode-phase input is always zero, its outputs do not depend on the words;
 generation computes them once per video and only steps LSTM2 word by word.
 """
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from s2vt.models.base import CaptionModel, State
+from s2vt.models.base import CaptionModel, State, run_lstm
 from s2vt.models.config import ModelConfig
 from s2vt.text import PAD_ID
 
@@ -40,19 +41,19 @@ class S2VT(CaptionModel):
         lengths = self.lengths(feature_mask)
         x = self.drop(self.frame_proj(self.standardize(features, feature_mask)))
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        out1, state1 = self.lstm1(packed)
+        out1, state1 = run_lstm(self.lstm1, packed)
         out1, _ = pad_packed_sequence(out1, batch_first=True, total_length=x.shape[1])
         # The word input while frames are read is <pad>, whose embedding is zero.
         pad_words = self.embed.weight.new_zeros(x.shape[0], x.shape[1], self.config.embed_size)
         in2 = torch.cat([self.drop(out1), pad_words.to(out1.dtype)], dim=-1)
         packed2 = pack_padded_sequence(in2, lengths, batch_first=True, enforce_sorted=False)
-        _, state2 = self.lstm2(packed2)
+        _, state2 = run_lstm(self.lstm2, packed2)
         return state1, state2
 
     def _decode_lstm1(self, state1, steps: int, batch: int, like: torch.Tensor) -> torch.Tensor:
         """LSTM1 outputs for ``steps`` decode steps of zero frame input -> (B, steps, H)."""
         zeros = like.new_zeros(batch, steps, self.config.embed_size)
-        out1, _ = self.lstm1(zeros, state1)
+        out1, _ = run_lstm(self.lstm1, zeros, state1)
         return self.drop(out1)
 
     def forward(self, features: torch.Tensor, feature_mask: torch.Tensor,
@@ -70,7 +71,7 @@ class S2VT(CaptionModel):
         batch, steps = tokens.shape
         out1 = self._decode_lstm1(state1, steps, batch, state1[0])
         words = self.drop(self.embed(tokens))
-        out2, _ = self.lstm2(torch.cat([out1, words.to(out1.dtype)], dim=-1), state2)
+        out2, _ = run_lstm(self.lstm2, torch.cat([out1, words.to(out1.dtype)], dim=-1), state2)
         return self.out(self.drop(out2))
 
     def init_decoding(self, features: torch.Tensor, feature_mask: torch.Tensor,
@@ -85,5 +86,5 @@ class S2VT(CaptionModel):
         words = self.embed(tokens).to(out1.dtype)                     # (N, E)
         inputs = torch.cat([out1, words], dim=-1).unsqueeze(1)        # (N, 1, H + E)
         hidden = (state["h2"].unsqueeze(0), state["c2"].unsqueeze(0))
-        out2, (h2, c2) = self.lstm2(inputs, hidden)
+        out2, (h2, c2) = run_lstm(self.lstm2, inputs, hidden)
         return self.out(out2.squeeze(1)), {"h2": h2.squeeze(0), "c2": c2.squeeze(0)}
