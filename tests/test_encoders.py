@@ -136,12 +136,12 @@ def test_local_state_dict_files(tmp_path, photo, default_fp32, package_state):
     from s2vt.encoders.torchvision_models import create_model
 
     frames = np.random.default_rng(1).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
-    random = build_encoder(EncoderSpec(name="resnet50", weights="random", image_size=64))
-    again = build_encoder(EncoderSpec(name="resnet50", weights="random", image_size=64))
-    torch.testing.assert_close(random.encode(frames), again.encode(frames))  # seeded
-
     model = create_model("resnet50", "random")
-    torch.nn.init.normal_(model.layer4[2].conv3.weight)  # differs from the seeded init
+    random = build_encoder(EncoderSpec(name="resnet50", weights="random", image_size=64))
+    trunk = dict(random.net.backbone.body.named_parameters())
+    torch.testing.assert_close(trunk["0.weight"], model.conv1.weight)  # seeded: same init
+
+    torch.nn.init.normal_(model.layer4[2].conv3.weight)  # now differs from the seeded init
     torch.save(model.state_dict(), tmp_path / "resnet50.pth")
     spec = EncoderSpec(name="resnet50", weights=str(tmp_path / "resnet50.pth"), image_size=64)
     loaded = build_encoder(spec).encode(frames)
@@ -162,12 +162,12 @@ def test_local_state_dict_files(tmp_path, photo, default_fp32, package_state):
     torch.testing.assert_close(local.encode(photo), default_fp32.encode(photo))
 
     with pytest.raises(S2VTError, match="do not fit this encoder"):
-        build_encoder(EncoderSpec(name="alexnet", weights=str(tmp_path / "resnet50.pth")))
+        build_encoder(EncoderSpec(name="resnet50", weights=str(tmp_path / "e.safetensors")))
     with pytest.raises(S2VTError, match="weights file not found"):
         build_encoder(EncoderSpec(name="vgg16", weights=str(tmp_path / "missing.pth")))
     (tmp_path / "junk.pth").write_text("junk")
     with pytest.raises(S2VTError, match="cannot read weights file"):
-        build_encoder(EncoderSpec(name="resnet50", weights=str(tmp_path / "junk.pth")))
+        build_encoder(EncoderSpec(name="resnet152", weights=str(tmp_path / "junk.pth")))
 
 
 def test_offline_torchvision_without_weights_says_how_to_provide_them(tmp_path, monkeypatch):

@@ -163,6 +163,12 @@ class FrameEncoder(nn.Module):
         self.image_size = int(image_size)
         self.device = device
         self.precision = resolve_precision(spec.precision, device)
+        if self.precision == "bf16" and device.type == "cpu" and not cpu_has_fast_bf16():
+            # Without AMX/AVX512-BF16, PyTorch falls back to slow per-group bf16 convs.
+            logger.warning(
+                "bf16 asked for on a CPU without AMX or AVX512-BF16: expect it to be much "
+                "slower than fp32 (use --precision auto or fp32)"
+            )
         self.channels_last = channels_last
         self.net = net.eval().requires_grad_(False)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))

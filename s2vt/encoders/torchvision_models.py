@@ -118,8 +118,9 @@ def create_model(name: str, weights: str | None) -> nn.Module:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             return torchvision.models.get_model(name, weights=None)
+    state = load_state_dict_file(weights)  # first: a bad file fails before the slow init
     model = torchvision.models.get_model(name, weights=None)
-    load_weights_into(model, load_state_dict_file(weights), str(weights))
+    load_weights_into(model, state, str(weights))
     return model
 
 
