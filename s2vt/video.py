@@ -172,6 +172,12 @@ def _centre_crop(frames: np.ndarray, size: int) -> np.ndarray:
     return frames[:, top : top + size, left : left + size]
 
 
+def _first_line(error: BaseException) -> str:
+    """The first line of an exception's text (decord's run to many lines), or its type."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:200] if lines else type(error).__name__
+
+
 def _probe_size(path: Path) -> tuple[int, int]:
     """(width, height) of the first video stream, read from the container header.
 
@@ -195,7 +201,7 @@ def _probe_size(path: Path) -> tuple[int, int]:
     except VideoError:
         raise
     except Exception as error:  # av.error.FFmpegError and friends
-        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+        reason = getattr(error, "strerror", None) or _first_line(error)
         raise VideoError(f"cannot decode video {path}: not a readable video ({reason})") from error
     if width < 1 or height < 1:
         raise VideoError(f"cannot decode video {path}: video stream has no frame size")
@@ -216,8 +222,7 @@ def _open_reader(path: Path, size: int, num_threads: int):
             str(path), width=new_width, height=new_height, num_threads=num_threads
         )
     except Exception as error:  # RuntimeError, DECORDError, or its frame-count assert
-        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        raise VideoError(f"cannot decode video {path}: {reason}") from error
+        raise VideoError(f"cannot decode video {path}: {_first_line(error)}") from error
 
 
 def read_clip(path: Path, sampling: SamplingConfig, size: int, *, num_threads: int = 0) -> Clip:
@@ -260,7 +265,7 @@ def read_clip(path: Path, sampling: SamplingConfig, size: int, *, num_threads: i
         stamps = reader.get_frame_timestamp(unique.tolist())
     except Exception as error:
         raise VideoError(
-            f"cannot decode video {path}: decoding failed ({str(error).splitlines()[0][:200]})"
+            f"cannot decode video {path}: decoding failed ({_first_line(error)})"
         ) from error
     frames = np.concatenate(chunks)[inverse]
     timestamps = np.asarray(stamps, dtype=np.float64).reshape(len(unique), -1)[:, 0]
