@@ -44,6 +44,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STATE_FORMAT_VERSION = 1
+# train_state.pt keys -> accepted types (checked on load; bool is only accepted where listed).
+_STATE_FIELDS: dict[str, tuple[type, ...]] = {
+    "model": (dict,), "optimizer": (dict,), "epoch": (int,), "batch_in_epoch": (int,),
+    "step": (int,), "loss_sum": (int, float), "loss_tokens": (int,),
+    "epoch_seconds": (int, float), "best_score": (int, float, type(None)),
+    "best_epoch": (int, type(None)), "bad_epochs": (int,), "stopped_early": (bool,),
+    "rng": (list, tuple), "vocab": (dict,), "model_config": (dict,), "store": (dict,),
+}
 STATE_FILE = "train_state.pt"
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "train_config.yaml"
@@ -328,6 +336,13 @@ def load_train_state(path: Path) -> dict[str, Any]:
         version = state.get("format_version") if isinstance(state, dict) else None
         raise S2VTError(f"training state {path} has format_version {version!r}; expected "
                         f"{STATE_FORMAT_VERSION}")
+    # A damaged or hand-made state must end in one clear line, not a KeyError deep in resume.
+    for key, kinds in _STATE_FIELDS.items():
+        if key not in state:
+            raise S2VTError(f"training state {path} is malformed: no '{key}'")
+        if not isinstance(state[key], kinds) or isinstance(state[key], bool) and bool not in kinds:
+            raise S2VTError(f"training state {path} is malformed: '{key}' is a "
+                            f"{type(state[key]).__name__}")
     return state
 
 
@@ -522,10 +537,15 @@ class _Trainer:
         return _Data(kept, arrays, samples)
 
     def _restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
+            first = " ".join(str(error).split())[:200] or type(error).__name__
+            raise S2VTError(f"training state {self.state_path} does not fit this model: "
+                            f"{first}") from None
         for key in ("epoch", "batch_in_epoch", "step", "loss_sum", "loss_tokens",
                     "epoch_seconds", "best_score", "best_epoch", "bad_epochs", "stopped_early"):
             setattr(self, key, state[key])
@@ -535,7 +555,12 @@ class _Trainer:
                            "changes, so weights will not match an uninterrupted run",
                            self.ctx.world_size, saved_world)
         rngs = state["rng"]
-        _set_rng_state(rngs[self.ctx.rank % len(rngs)], self.device)
+        try:
+            _set_rng_state(rngs[self.ctx.rank % len(rngs)], self.device)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError,
+                ZeroDivisionError) as error:
+            raise S2VTError(f"training state {self.state_path} has a malformed RNG state "
+                            f"({type(error).__name__})") from None
         if self.ctx.rank != 0:
             # The saved partial epoch loss is the sum over ranks, kept by rank 0 only.
             self.loss_sum, self.loss_tokens = 0.0, 0
