@@ -222,7 +222,7 @@ def test_rerun_reuses_every_stage_and_prints_the_summary(datasets, runs, capsys)
     assert "stages: extract reused, train reused, evaluate reused" in printed
     assert "6 clips found, 1 missing" in printed
     assert "METEOR" in printed and "29.2" in printed  # the paper's number beside ours
-    assert "missing clips: 1" in printed
+    assert f"missing clips: 1: {MSVD_MISSING} (all listed in" in printed
     assert (out / "test" / "scores.json").read_text() == before
 
 

@@ -66,9 +66,11 @@ def run(args: argparse.Namespace) -> int:
     out = result.out
     print(f"\n{result.table}\n")
     if result.missing:
-        print(f"missing clips: {len(result.missing)} (listed in {out / 'missing.json'})")
+        print(f"missing clips: {len(result.missing)}: {_first(result.missing)} (all listed in "
+              f"{out / 'missing.json'})")
     if result.failed:
-        print(f"clips that failed to decode: {len(result.failed)} (reasons in "
+        ids = [str(failure.get("video_id")) for failure in result.failed]
+        print(f"clips that failed to decode: {len(ids)}: {_first(ids)} (reasons in "
               f"{out / 'features' / 'failures.jsonl'})")
     test = out / result.test_split
     print(f"predictions: {test / 'predictions.json'}")
@@ -77,3 +79,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"report:      {test / 'report.html'}")
     print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def _first(ids: list[str], count: int = 10) -> str:
+    """The first ``count`` ids, comma-separated, with '...' when there are more."""
+    return ", ".join(ids[:count]) + (", ..." if len(ids) > count else "")
