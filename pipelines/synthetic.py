@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def run_demo(out: Path, settings: DemoSettings | None = None) -> DemoResult:
     """
     from s2vt.extraction import ExtractConfig, VideoInput, extract
     from s2vt.synth import synthesize
-    from s2vt.training import TrainConfig, train
+    from s2vt.training import TrainConfig
 
     settings = settings or DemoSettings()
     out = Path(out)
@@ -110,11 +111,8 @@ def run_demo(out: Path, settings: DemoSettings | None = None) -> DemoResult:
         model_dir = out / model_name / "model"
         train_key = {"stage": "train", "features": fingerprint(extract_key),
                      "config": config_to_dict(train_config)}
-        run_step(Step(
-            f"train {model_name}", model_dir, train_key,
-            lambda resume, c=train_config, d=model_dir: train(c, features, annotations, d,
-                                                             resume=resume),
-        ))
+        run_step(Step(f"train {model_name}", model_dir, train_key,
+                      partial(_train, train_config, features, annotations, model_dir)))
         scores[model_name] = {}
         for split in SPLITS:
             scores[model_name][split] = _evaluate_step(
@@ -128,6 +126,15 @@ def run_demo(out: Path, settings: DemoSettings | None = None) -> DemoResult:
     atomic_write_json(out / "summary.json", {"scores": scores, "sample": sample})
     atomic_write_text(out / "summary.md", _summary_markdown(table, sample))
     return DemoResult(out=out, scores=scores, sample=sample, table=table)
+
+
+def _train(config: Any, features: Path, annotations: Path, model_dir: Path,
+           resume: bool) -> None:
+    from s2vt.training import STATE_FILE, train
+
+    # Stopped before its first saved state, a run has nothing to resume: start it anew.
+    resume = resume and (model_dir / STATE_FILE).is_file()
+    train(config, features, annotations, model_dir, resume=resume)
 
 
 def _evaluate_step(
