@@ -45,7 +45,7 @@ import numpy as np
 
 from s2vt.encoders import EncoderSpec
 from s2vt.errors import ConfigError, S2VTError
-from s2vt.features import FORMAT_VERSION, FeatureStore, meta_difference
+from s2vt.features import FORMAT_VERSION, FeatureStore, meta_difference, meta_mismatch_error
 from s2vt.video import VIDEO_EXTENSIONS, SamplingConfig
 
 logger = logging.getLogger(__name__)
@@ -557,9 +557,7 @@ def _check_existing_store(out: Path, config: ExtractConfig) -> FeatureStore | No
         new = dict(full, **wanted)
         if key == "image_size":
             new["image_size"] = config.encoder.image_size
-        from s2vt.features import _mismatch_error
-
-        raise _mismatch_error(out, full, new, key)
+        raise meta_mismatch_error(out, full, new, key)
     return store
 
 
@@ -615,7 +613,8 @@ def extract(
         return result
 
     missing = [v for v in pending if v.path is None or not Path(v.path).is_file()]
-    todo = [v for v in pending if v not in set(missing)]
+    missing_ids = {v.video_id for v in missing}
+    todo = [v for v in pending if v.video_id not in missing_ids]
     workers = min(config.workers or default_workers(), max(1, len(todo)))
     pool = DecodePool(workers, config.sampling, config.decode_timeout, decode_fn=decode_fn)
     try:
@@ -631,9 +630,9 @@ def extract(
         bar = _progress_bar(len(pending), progress)
         try:
             for video in missing:
-                where = "no clip path in the annotations" if video.path is None else (
-                    f"file not found: {video.path}")
-                _fail(store, result, video, f"video file not found ({where})", bar)
+                reason = (f"video file not found: {video.path}" if video.path is not None
+                          else "video file not found (no clip on disk for this annotation)")
+                _fail(store, result, video, reason, bar)
             if todo:
                 _run(pool, todo, store, encoder, config, result, bar)
         finally:

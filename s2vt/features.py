@@ -144,7 +144,8 @@ def meta_difference(
     return None
 
 
-def _mismatch_error(root: Path, existing: dict, wanted: dict, key: str) -> S2VTError:
+def meta_mismatch_error(root: Path, existing: dict, wanted: dict, key: str) -> S2VTError:
+    """The one-line error for a store whose meta differs from ours at dotted ``key``."""
     old, new = _lookup(existing, key), _lookup(wanted, key)
     return S2VTError(
         f"feature store {root} was made with a different {key}: {old!r} there, {new!r} now "
@@ -265,7 +266,7 @@ class FeatureStore:
         existing = _read_meta(meta_path)
         key = meta_difference(existing, wanted)
         if key is not None:
-            raise _mismatch_error(root, existing, wanted, key)
+            raise meta_mismatch_error(root, existing, wanted, key)
         store = cls(root, existing, shard=shard)
         store.clean_stale_temp_files()
         return store
