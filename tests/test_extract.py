@@ -113,26 +113,30 @@ def test_bad_videos_are_recorded_and_cli_exits_1(
     _clips(videos, 2)
     (videos / "empty.mp4").write_bytes(b"")
     (videos / "notes.mp4").write_text("this is not a video\n")
+    whole = write_video(tmp_path / "whole.mp4", num_frames=40, width=64, height=48).read_bytes()
+    (videos / "cut.mp4").write_bytes(whole[: len(whole) // 2])
+    write_video(videos / "naïve clip é.mp4", num_frames=8, width=18, height=14)
     out = tmp_path / "out"
 
     code = main(["extract", str(videos), "--out", str(out), "--encoder", "tiny",
                  "--num-frames", "4", "--workers", "1", "--no-progress"])
     assert code == 1
     store = FeatureStore.open(out)
-    assert store.ids() == ["clip0", "clip1"]
+    assert store.ids() == ["clip0", "clip1", "naïve clip é"]
+    assert store.read("naïve clip é").features.shape == (4, 48)
     failures = {f["video_id"]: f for f in store.failures()}
-    assert sorted(failures) == ["empty", "notes"]
+    assert sorted(failures) == ["cut", "empty", "notes"]
     assert "empty" in failures["empty"]["reason"] and "\n" not in failures["notes"]["reason"]
     assert failures["notes"]["path"].endswith("notes.mp4")
     err = capsys.readouterr().err
-    assert "extract: 2 done, 0 skipped, 2 failed" in err
+    assert "extract: 3 done, 0 skipped, 3 failed" in err
     logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("failed:")]
-    assert len(logged) == 2 and all("\n" not in line for line in logged)
+    assert len(logged) == 3 and all("\n" not in line for line in logged)
 
     # A rerun retries only the failures, and still says they failed.
     assert main(["extract", str(videos), "--out", str(out), "--encoder", "tiny",
                  "--num-frames", "4", "--no-progress"]) == 1
-    assert "0 done, 2 skipped, 2 failed" in capsys.readouterr().err
+    assert "0 done, 3 skipped, 3 failed" in capsys.readouterr().err
 
 
 def test_crashing_and_hanging_decoders_are_contained(tmp_path: Path) -> None:
