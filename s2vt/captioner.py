@@ -86,20 +86,40 @@ class Captioner:
         return self._caption_paths([Path(v) for v in videos], beam_size)
 
     def caption_videos(
-        self, paths: Sequence[str | Path], beam_size: int | None = None
+        self,
+        paths: Sequence[str | Path],
+        beam_size: int | None = None,
+        *,
+        contained: bool | None = None,
+        decode_timeout: float = 120.0,
+        decode_fn: str | None = None,
     ) -> Iterator[VideoCaption]:
         """Caption many videos, yielding a result per video; a bad video becomes its error.
 
         Videos are decoded one at a time and captioned in batches, so memory stays bounded.
+
+        Args:
+            paths: the video files, captioned (and yielded) in this order.
+            beam_size: beam width (1 = greedy); defaults to the captioner's.
+            contained: decode in a worker process, as ``s2vt extract`` does, so that a
+                decoder that crashes (segfault) or hangs costs only that video; None (the
+                default) does so when there is more than one video (a worker costs about
+                a second to start).
+            decode_timeout: seconds one video may take to decode (contained decoding only).
+            decode_fn: test hook (fault injection) for the worker, see
+                :class:`s2vt.extraction.DecodePool`.
         """
+        paths = [Path(raw) for raw in paths]
+        if contained is None:
+            contained = len(paths) > 1
+        decoded = (self._decode_contained(paths, decode_timeout, decode_fn) if contained
+                   else self._decode_inline(paths))
         batch: list[tuple[Path, np.ndarray]] = []
-        for raw in paths:
-            path = Path(raw)
-            try:
-                batch.append((path, self.video_features(path)))
-            except S2VTError as error:
-                yield VideoCaption(path, None, str(error))
+        for path, frames, error in decoded:
+            if error is not None:
+                yield VideoCaption(path, None, error)
                 continue
+            batch.append((path, self._encode_frames(frames)))
             if len(batch) >= self.batch_size:
                 yield from self._flush(batch, beam_size)
                 batch = []
@@ -160,17 +180,72 @@ class Captioner:
         encoder = self._get_encoder()
         sampling = SamplingConfig(**self.loaded.sampling)
         clip = read_clip(Path(path), sampling, size=encoder.image_size)
-        features = encoder.encode(clip.frames)
-        # The store keeps float16; round the same way so a raw video matches its stored features.
-        return features.numpy().astype("float16")
+        return self._encode_frames(clip.frames)
 
     # ------------------------------------------------------------------ internals
+    def _encode_frames(self, frames: np.ndarray) -> np.ndarray:
+        """(T, S, S, 3) uint8 frames -> (T, D) float16 features."""
+        features = self._get_encoder().encode(frames)
+        # The store keeps float16; round the same way so a raw video matches its stored features.
+        return features.float().cpu().numpy().astype("float16")
+
+    def _decode_inline(
+        self, paths: list[Path]
+    ) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
+        """Decode in this process: (path, frames, None) or (path, None, reason)."""
+        from s2vt.video import SamplingConfig, read_clip
+
+        sampling = SamplingConfig(**self.loaded.sampling)
+        size = int(self._get_encoder().image_size)  # a model/encoder mismatch stops here
+        for path in paths:
+            try:
+                clip = read_clip(path, sampling, size=size)
+            except S2VTError as error:
+                yield path, None, str(error)
+                continue
+            yield path, clip.frames, None
+
+    def _decode_contained(
+        self, paths: list[Path], timeout: float, decode_fn: str | None
+    ) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
+        """Decode in one worker process (crash/hang -> that video's error), in order."""
+        from s2vt.extraction import DEFAULT_DECODE_FN, DecodePool, VideoInput
+        from s2vt.video import SamplingConfig
+
+        sampling = SamplingConfig(**self.loaded.sampling)
+        # One worker keeps the output in input order; the encoder runs here meanwhile.
+        pool = DecodePool(1, sampling, timeout, decode_fn=decode_fn or DEFAULT_DECODE_FN)
+        # Ids are positions: the same file may be listed twice.
+        videos = [VideoInput(str(i), path) for i, path in enumerate(paths)]
+        try:
+            pool.start()  # the worker imports its libraries while the encoder loads
+            size = int(self._get_encoder().image_size)
+            for item in pool.imap(videos, size, max_ready=2):
+                path = item.video.path
+                if item.error is not None:
+                    reason = item.error
+                    if not reason.startswith("cannot decode video"):
+                        reason = f"cannot decode video {path}: {reason}"
+                    yield path, None, reason
+                else:
+                    yield path, item.frames, None
+        finally:
+            pool.close()
+
     def _get_encoder(self) -> FrameEncoder:
         if self._encoder is None:
             from s2vt.encoders import EncoderSpec, build_encoder
 
             spec = EncoderSpec(**self.loaded.encoder_spec)
-            self._encoder = build_encoder(spec, device=self.device)
+            encoder = build_encoder(spec, device=self.device)
+            expected = self.loaded.config.feature_dim
+            # Say so before any video is decoded, naming both sides, not per video later.
+            if int(encoder.feature_dim) != expected:
+                raise S2VTError(
+                    f"model dir {self.loaded.path} expects {expected}-dim features but its "
+                    f"encoder {spec.name!r} gives {int(encoder.feature_dim)}-dim features"
+                )
+            self._encoder = encoder
         return self._encoder
 
     def _caption_paths(self, paths: list[Path], beam_size: int | None) -> list[str]:
