@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -53,6 +54,9 @@ _DECODE_CHUNK = 16
 # ("DECORDArrayCopyFromTo: The size must exactly match"), whatever the source; a pixel
 # wider decodes fine, and the extra column goes in the centre crop.
 _BAD_DECORD_WIDTHS = frozenset({2, 3, 4, 6, 8, 12, 16, 24, 48, 72})
+
+# decord prefixes its errors with a time and a source location of its own build.
+_DECORD_PREFIX = re.compile(r"^\[[0-9:]+\]\s+\S+:\d+:\s+(Check failed:\s+)?(Error:\s+)?")
 
 # Used only when a container reports no usable frame rate.
 _FALLBACK_FPS = 25.0
@@ -173,9 +177,13 @@ def _centre_crop(frames: np.ndarray, size: int) -> np.ndarray:
 
 
 def _first_line(error: BaseException) -> str:
-    """The first line of an exception's text (decord's run to many lines), or its type."""
+    """The first line of an exception's text (decord's run to many lines), or its type.
+
+    decord's own ``[12:00:00] /src/file.cc:61: Check failed:`` prefix is dropped.
+    """
     lines = str(error).strip().splitlines()
-    return lines[0][:200] if lines else type(error).__name__
+    text = _DECORD_PREFIX.sub("", lines[0]).strip() if lines else ""
+    return text[:200] or type(error).__name__
 
 
 def _probe_size(path: Path) -> tuple[int, int]:
@@ -222,7 +230,10 @@ def _open_reader(path: Path, size: int, num_threads: int):
             str(path), width=new_width, height=new_height, num_threads=num_threads
         )
     except Exception as error:  # RuntimeError, DECORDError, or its frame-count assert
-        raise VideoError(f"cannot decode video {path}: {_first_line(error)}") from error
+        # The header was readable (PyAV), so the frame data is what is broken: typically
+        # an mp4 whose index is up front but whose data was cut off (partial download).
+        raise VideoError(f"cannot decode video {path}: corrupt or truncated video data "
+                         f"({_first_line(error)})") from error
 
 
 def read_clip(path: Path, sampling: SamplingConfig, size: int, *, num_threads: int = 0) -> Clip:
