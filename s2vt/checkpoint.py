@@ -192,6 +192,37 @@ def _load_weights(path: Path) -> dict[str, torch.Tensor]:
         raise S2VTError(f"{path} is not a valid safetensors file: {error}") from None
 
 
+def _check_weight_shapes(path: Path, config: ModelConfig) -> None:
+    """Compare the tensor shapes in the safetensors header with what ``config`` builds."""
+    import torch
+    from safetensors import SafetensorError, safe_open
+
+    from s2vt.models import build_model
+
+    try:
+        with torch.device("meta"):
+            expected = {name: tuple(tensor.shape)
+                        for name, tensor in build_model(config).state_dict().items()}
+    except (RuntimeError, ValueError, OverflowError) as error:
+        raise S2VTError(f"{path.parent / CONFIG_FILE}: the model config cannot be built "
+                        f"({' '.join(str(error).split())[:200]})") from None
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            names = handle.keys()  # safe_open handles are not iterable
+            shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in names}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise S2VTError(f"{path} is not a valid safetensors file: {error}") from None
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    if missing or unexpected:
+        raise S2VTError(f"{path} does not fit the model config: missing "
+                        f"{missing[:5]}, unexpected {unexpected[:5]}")
+    for name, shape in shapes.items():
+        if shape != expected[name]:
+            raise S2VTError(f"{path}: tensor {name} has shape {shape}, "
+                            f"the config needs {expected[name]}")
+
+
 def load_model_dir(directory: Path, device: str = "cpu") -> LoadedModel:
     """Load a model dir for inference, never unpickling anything.
 
@@ -215,6 +246,9 @@ def load_model_dir(directory: Path, device: str = "cpu") -> LoadedModel:
     if config.vocab_size != len(vocab):
         raise S2VTError(f"{vocab_path} has {len(vocab)} words but {directory / CONFIG_FILE} "
                         f"says vocab_size {config.vocab_size}")
+    # Shapes first, from the safetensors header against a model built on the meta device
+    # (no memory): a hostile config.json asking for a huge model must not allocate it.
+    _check_weight_shapes(weights_path, config)
     model = build_model(config)
     state = _load_weights(weights_path)
     expected = model.state_dict()
