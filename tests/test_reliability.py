@@ -477,6 +477,25 @@ def test_planted_pickles_are_refused_by_every_command_that_loads_a_model_or_feat
     assert not marker.exists()
 
 
+@pytest.mark.parametrize(("hidden_size", "expected"), [
+    (10**8, "tensor lstm1.bias_hh_l0 has shape (32,), the config needs (400000000,)"),
+    (10**12, "the model config cannot be built"),
+])  # fmt: skip
+def test_model_config_asking_for_a_huge_model_allocates_nothing(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture, hidden_size: int,
+    expected: str
+) -> None:
+    """Shapes are checked on the meta device against the weights header before building."""
+    model = tmp_path / "model"
+    shutil.copytree(model_dir, model)
+    config = json.loads((model / "config.json").read_text())
+    config["model"]["hidden_size"] = hidden_size
+    (model / "config.json").write_text(json.dumps(config))
+    video = write_video(tmp_path / "clip.mp4", num_frames=8, width=64, height=48)
+    line = error_line(capsys, main(["caption", str(video), "--model", str(model)]))
+    assert expected in line, line
+
+
 def test_hostile_ids_in_annotations_never_write_outside_the_output_folders(
     tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture
 ) -> None:
