@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pipelines import recipe
-from pipelines.recipe import Step, fingerprint, run_step
+from pipelines.recipe import Step, fingerprint, run_step, run_steps
 from s2vt.config import config_to_dict, load_config
 from s2vt.fileio import atomic_write_json, atomic_write_text
 
@@ -38,8 +39,12 @@ TABLE_METRICS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr", "attr_color", "attr_sha
 
 @dataclass
 class DemoSettings:
-    """What the demo runs; ``overrides`` maps a stage (``extract``, ``s2vt``, ``meanpool``)
-    to ``key=value`` overrides of that stage's config file in ``configs/demo/``."""
+    """What the demo runs.
+
+    ``overrides`` maps a stage (``extract``, ``s2vt``, ``meanpool``) to ``key=value``
+    overrides of that stage's config file in ``configs/demo/``; ``workers`` is how many
+    independent stages (the two trainings, the four evaluations) run side by side.
+    """
 
     num_videos: int = 600
     seed: int = 0
@@ -47,6 +52,7 @@ class DemoSettings:
     config_dir: Path = CONFIG_DIR
     overrides: dict[str, list[str]] = field(default_factory=dict)
     report: bool = True
+    workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
 
 
 @dataclass
@@ -102,7 +108,9 @@ def run_demo(out: Path, settings: DemoSettings | None = None) -> DemoResult:
                    "config": config_to_dict(extract_config)}
     run_step(Step("extract", features, extract_key, do_extract))
 
-    scores: dict[str, dict[str, dict[str, float]]] = {}
+    # The two models, then their four evaluations, are independent: run them side by side.
+    workers = settings.workers
+    train_steps, eval_steps = [], []
     for model_name in MODELS:
         train_config = load_config(
             TrainConfig, settings.config_dir / f"{model_name}.yaml",
@@ -111,14 +119,22 @@ def run_demo(out: Path, settings: DemoSettings | None = None) -> DemoResult:
         model_dir = out / model_name / "model"
         train_key = {"stage": "train", "features": fingerprint(extract_key),
                      "config": config_to_dict(train_config)}
-        run_step(Step(f"train {model_name}", model_dir, train_key,
-                      partial(_train, train_config, features, annotations, model_dir)))
-        scores[model_name] = {}
+        train_steps.append(Step(
+            f"train {model_name}", model_dir, train_key,
+            partial(_train, train_config, features, annotations, model_dir, workers == 1),
+        ))
         for split in SPLITS:
-            scores[model_name][split] = _evaluate_step(
-                out / model_name / split, model_dir, features, annotations, split,
-                settings, fingerprint(train_key),
-            )
+            eval_key = {"stage": "evaluate", "model": fingerprint(train_key), "split": split,
+                        "beam_size": settings.beam_size, "report": settings.report}
+            eval_steps.append(Step(
+                f"evaluate {model_name} on {split}", out / model_name / split, eval_key,
+                partial(_evaluate, model_dir, features, annotations, out / model_name / split,
+                        split, settings.beam_size, settings.report),
+            ))
+    run_steps(train_steps, workers)
+    run_steps(eval_steps, workers)
+    scores = {model: {split: _read_scores(out / model / split) for split in SPLITS}
+              for model in MODELS}
 
     sample = _caption_sample(out, annotations)
     table = comparison_table(scores)
@@ -128,28 +144,25 @@ def run_demo(out: Path, settings: DemoSettings | None = None) -> DemoResult:
     return DemoResult(out=out, scores=scores, sample=sample, table=table)
 
 
-def _train(config: Any, features: Path, annotations: Path, model_dir: Path,
+def _train(config: Any, features: Path, annotations: Path, model_dir: Path, progress: bool,
            resume: bool) -> None:
     from s2vt.training import STATE_FILE, train
 
     # Stopped before its first saved state, a run has nothing to resume: start it anew.
     resume = resume and (model_dir / STATE_FILE).is_file()
-    train(config, features, annotations, model_dir, resume=resume)
+    train(config, features, annotations, model_dir, resume=resume, progress=progress)
 
 
-def _evaluate_step(
-    split_dir: Path, model_dir: Path, features: Path, annotations: Path, split: str,
-    settings: DemoSettings, model_key: str,
-) -> dict[str, float]:
+def _evaluate(model_dir: Path, features: Path, annotations: Path, out: Path, split: str,
+              beam_size: int, report: bool, resume: bool) -> None:
     from s2vt.evaluation import evaluate
 
-    key = {"stage": "evaluate", "model": model_key, "split": split,
-           "beam_size": settings.beam_size, "report": settings.report}
-    run_step(Step(
-        f"evaluate {model_dir.parent.name} on {split}", split_dir, key,
-        lambda resume: evaluate(model_dir, features, annotations, split_dir, split=split,
-                                beam_size=settings.beam_size, report=settings.report),
-    ))
+    evaluate(model_dir, features, annotations, out, split=split, beam_size=beam_size,
+             report=report)
+
+
+def _read_scores(split_dir: Path) -> dict[str, float]:
+    """The numeric entries of an evaluation's scores.json."""
     saved = json.loads((split_dir / "scores.json").read_text(encoding="utf-8"))
     return {k: v for k, v in saved.items() if isinstance(v, int | float)}
 
