@@ -140,6 +140,8 @@ class Captioner:
         import numpy as np
         import torch
 
+        from s2vt.features import fit_frames
+
         beam = self.beam_size if beam_size is None else beam_size
         expected = self.loaded.config.feature_dim
         captions: list[str] = []
@@ -152,13 +154,14 @@ class Captioner:
                         f"features of shape {tuple(array.shape)} do not fit this model "
                         f"(expects (T, {expected}))"
                     )
-            max_t = min(max(a.shape[0] for a in chunk), self.loaded.config.max_frames)
+            # Long videos are subsampled evenly, exactly as training did.
+            chunk = [fit_frames(array, self.loaded.config.max_frames) for array in chunk]
+            max_t = max(a.shape[0] for a in chunk)
             batch = np.zeros((len(chunk), max_t, expected), dtype=np.float32)
             mask = np.zeros((len(chunk), max_t), dtype=bool)
             for row, array in enumerate(chunk):
-                length = min(array.shape[0], max_t)
-                batch[row, :length] = array[:length]
-                mask[row, :length] = True
+                batch[row, : len(array)] = array
+                mask[row, : len(array)] = True
             with torch.inference_mode():
                 token_lists = model.generate(
                     torch.from_numpy(batch).to(self.device),

@@ -226,27 +226,19 @@ def check_store_matches(store: FeatureStore, recorded: dict[str, Any], source: s
                             f"{theirs_s[key]!r} in {source}")
 
 
-def _fit_frames(array: np.ndarray, max_frames: int) -> np.ndarray:
-    """Evenly subsample (T, D) to at most ``max_frames`` rows."""
-    import numpy as np
-
-    if len(array) <= max_frames:
-        return array
-    keep = np.linspace(0, len(array) - 1, max_frames).round().astype(np.int64)
-    return array[keep]
-
-
 def _load_features(store: FeatureStore, video_ids: list[str], max_frames: int,
                    what: str) -> tuple[list[str], list[torch.Tensor]]:
     """Read the videos the store has (once, into memory); log the ones it lacks."""
     import torch
+
+    from s2vt.features import fit_frames
 
     kept, arrays, missing = [], [], []
     for video_id in video_ids:
         if not store.has(video_id):
             missing.append(video_id)
             continue
-        array = _fit_frames(store.read(video_id).features, max_frames)
+        array = fit_frames(store.read(video_id).features, max_frames)
         arrays.append(torch.from_numpy(array.astype("float16", copy=False)).contiguous())
         kept.append(video_id)
     if missing:
