@@ -35,7 +35,6 @@ from s2vt.errors import S2VTError
 from s2vt.models.config import ModelConfig
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
     from s2vt.features import FeatureStore
