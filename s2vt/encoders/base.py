@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,11 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+# Frames per network call on CPU, by precision. Measured on a 2-core AVX2 CPU (issue 6,
+# docs/performance.md): EfficientNet-Lite0 fp32 runs 2-4x faster per image in chunks of 4
+# than in one batch of 64 (activations stay in cache); AMX bf16 tiles want larger chunks.
+CPU_CHUNK = {"fp32": 4, "bf16": 16, "fp16": 16}
 
 
 @functools.cache
@@ -170,6 +176,8 @@ class FrameEncoder(nn.Module):
                 "slower than fp32 (use --precision auto or fp32)"
             )
         self.channels_last = channels_last
+        self._pool: ThreadPoolExecutor | None = None  # CPU chunk workers, made on first use
+        self._pool_size = 0
         self.net = net.eval().requires_grad_(False)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
@@ -223,9 +231,49 @@ class FrameEncoder(nn.Module):
         if len(frames) == 0:
             return torch.zeros(0, self.feature_dim)
         images = self.preprocess(frames)
+        if self.device.type != "cpu":
+            return self._run(images).float().cpu()
+        return self._run_chunked(images)
+
+    def _run(self, images: torch.Tensor) -> torch.Tensor:
+        """The network under this encoder's autocast (thread-local, so set per call)."""
         dtype = _AUTOCAST_DTYPES.get(self.precision)
-        with torch.autocast(
+        with torch.inference_mode(), torch.autocast(
             device_type=self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
         ):
-            features = self.net(images)
-        return features.float().cpu()
+            return self.net(images).float()
+
+    def _run_chunked(self, images: torch.Tensor) -> torch.Tensor:
+        """CPU: the network on fixed-size chunks, one chunk per core at a time.
+
+        Why: small chunks keep activations in cache, and one single-threaded chunk per core
+        (Python threads; torch releases the GIL) scales where intra-op threads stall on
+        their barriers as soon as another process (a decode worker) takes a core. Every
+        call has the same shape (the last chunk is zero-padded), so every frame goes
+        through the same kernels however frames were grouped (extract and caption agree
+        to float rounding, about 1e-5).
+        """
+        chunk = CPU_CHUNK.get(self.precision, 4)
+        count = len(images)
+        if count % chunk:
+            pad = images.new_zeros((chunk - count % chunk, *images.shape[1:]))
+            images = torch.cat([images, pad])
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        parts = images.split(chunk)
+        threads = min(torch.get_num_threads(), len(parts))
+        if threads <= 1:
+            return torch.cat([self._run(part) for part in parts])[:count]
+        if self._pool is None or self._pool_size != threads:
+            if self._pool is not None:
+                self._pool.shutdown()
+            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="s2vt-encode")
+            self._pool_size = threads
+        previous = torch.get_num_threads()
+        # Pool threads take the intra-op thread count current at their first torch call.
+        torch.set_num_threads(1)
+        try:
+            outputs = list(self._pool.map(self._run, parts))
+        finally:
+            torch.set_num_threads(previous)
+        return torch.cat(outputs)[:count]
