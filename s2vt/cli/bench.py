@@ -1,0 +1,67 @@
+"""``s2vt bench``: speed of decode, encode, extract, naive extraction, train, caption, score.
+
+Prints one JSON object (see :mod:`s2vt.speed`); ``--quick`` for a short run.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from s2vt.errors import S2VTError
+
+STAGES = ("extract", "train", "caption", "caption_cli", "score")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``bench``."""
+    parser = subparsers.add_parser(
+        "bench",
+        help="measure the speed of every stage on generated clips (JSON)",
+        description=(
+            "Measure, in one run on the same generated clips: decoding, the encoder alone, "
+            "extract end to end, the naive way (every frame, PIL, fp32, batch 1), paper-sized "
+            "training, batched vs one-at-a-time beam search, s2vt caption start-up and "
+            "scoring; print JSON with the ratios of issue 6."
+        ),
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="short run: 8 clips, 1 training step, fewer videos")
+    parser.add_argument("--clips", type=int, help="number of generated clips (default 24)")
+    parser.add_argument("--batch-size", type=int, help="encoder batch size (default 64)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"),
+                        help="encoder precision (default auto)")
+    parser.add_argument("--workers", type=int, help="extract decode processes")
+    parser.add_argument("--threads", type=int, help="torch threads of the encoder")
+    parser.add_argument("--train-steps", type=int, help="training steps to time (default 3)")
+    parser.add_argument("--only", nargs="+", choices=STAGES, metavar="STAGE",
+                        help=f"run only these parts: {' '.join(STAGES)}")
+    parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--out", type=Path, help="also write the JSON to this file")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark and print its JSON."""
+    import dataclasses
+
+    from s2vt.fileio import atomic_write_text
+    from s2vt.speed import BenchConfig, run_benchmark, to_json
+
+    config = BenchConfig.quick() if args.quick else BenchConfig()
+    overrides = {"clips": args.clips, "batch_size": args.batch_size,
+                 "precision": args.precision, "workers": args.workers,
+                 "threads": args.threads, "train_steps": args.train_steps}
+    for key, value in overrides.items():
+        if value is not None:
+            if key != "precision" and value < 1:
+                raise S2VTError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
+            config = dataclasses.replace(config, **{key: value})
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
+    report = run_benchmark(config, args.work, tuple(args.only) if args.only else None)
+    text = to_json(report)
+    if args.out is not None:
+        atomic_write_text(args.out, text + "\n")
+    print(text)
+    return 0
