@@ -46,7 +46,7 @@ class DemoSettings:
     independent stages (the two trainings, the four evaluations) run side by side.
     """
 
-    num_videos: int = 600
+    num_videos: int = 1200
     seed: int = 0
     beam_size: int = 5
     config_dir: Path = CONFIG_DIR

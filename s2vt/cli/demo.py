@@ -19,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
     )
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder")
-    parser.add_argument("--num-videos", type=int, default=600, help="synthetic clips")
+    parser.add_argument("--num-videos", type=int, default=1200, help="synthetic clips")
     parser.add_argument("--seed", type=int, default=0, help="synthetic data seed")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="STAGE.KEY=VALUE",
