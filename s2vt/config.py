@@ -118,6 +118,24 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     return nested
 
 
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """``{"sampling.num_frames": 32, "device": None}`` -> ``{"sampling": {"num_frames": 32}}``.
+
+    Keys are dotted config paths; ``None`` values (flags the user did not give) are left out
+    so that they keep the YAML value or the default.
+    """
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        if value is None:
+            continue
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     """Recursively merge ``update`` into a copy of ``base``."""
     merged = dict(base)

@@ -74,17 +74,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _flag_values(args: argparse.Namespace) -> dict[str, Any]:
     """Nested config dict of the flags the user gave (unset flags keep YAML/defaults)."""
-    nested: dict[str, Any] = {}
-    for dest, key in _FLAG_KEYS.items():
-        value = getattr(args, dest, None)
-        if value is None:
-            continue
-        node = nested
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return nested
+    from s2vt.config import nest
+
+    return nest({key: getattr(args, dest, None) for dest, key in _FLAG_KEYS.items()})
 
 
 def run(args: argparse.Namespace) -> int:
