@@ -17,7 +17,9 @@ folder and measures, in this order:
   whole batch at once versus one video per call;
 - ``caption_cli``: ``s2vt caption one_clip --model DIR`` from process start to the printed
   caption (a fresh interpreter, default encoder);
-- ``score``: :func:`s2vt.metrics.score` on a test-sized set.
+- ``score``: :func:`s2vt.metrics.score` on a test-sized set;
+- ``memory`` (only when asked for): peak RSS of ``s2vt extract`` sampling 32 frames from a
+  long clip (10 minutes by default) and from a short one, measured from outside.
 
 ``ratios`` compares them against the issue's targets. Timings are wall-clock seconds; on a
 shared machine compare ratios from one run (``load_before`` / ``load_after`` say how busy
@@ -74,6 +76,7 @@ class BenchConfig:
         beam_size: beam width for captioning.
         score_videos: predictions scored (each with ``score_refs`` references).
         cli: also time ``s2vt caption`` in a fresh process.
+        long_minutes: length of the clip of the ``memory`` stage (not run by default).
     """
 
     clips: int = 24
@@ -95,6 +98,7 @@ class BenchConfig:
     score_videos: int = 670
     score_refs: int = 20
     cli: bool = True
+    long_minutes: float = 10.0
 
     @classmethod
     def quick(cls) -> BenchConfig:
@@ -426,6 +430,84 @@ def bench_score(config: BenchConfig) -> dict[str, Any]:
             "java": java, "seconds": round(full, 3), "no_java_seconds": round(fast, 3)}
 
 
+def write_long_clip(path: Path, minutes: float, width: int = 160, height: int = 120,
+                    fps: int = 10) -> Path:
+    """A long H.264 clip (``minutes`` long, small and fast to write) for the memory check."""
+    import av
+
+    count = max(1, round(minutes * 60 * fps))
+    scene = scene_frames(0, 250, width, height)  # one moving-box cycle, repeated
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for index in range(count):
+            frame = av.VideoFrame.from_ndarray(scene[index % len(scene)], format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def _peak_rss_of_tree(command: list[str], poll: float = 0.05) -> dict[str, Any]:
+    """Run ``command``; peak RSS (VmHWM, MiB) of it and of its largest descendant."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    peaks: dict[int, int] = {}
+
+    def children(pid: int) -> list[int]:
+        found = []
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                found += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+        return found
+
+    while process.poll() is None:
+        todo, seen = [process.pid], []
+        while todo:
+            pid = todo.pop()
+            seen.append(pid)
+            todo += children(pid)
+        for pid in seen:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peaks[pid] = max(peaks.get(pid, 0), int(line.split()[1]))
+            except OSError:
+                continue
+        time.sleep(poll)
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {process.stderr.read()[-500:]}")
+    main = peaks.pop(process.pid, 0)
+    return {"main_mib": round(main / 1024, 1),
+            "largest_child_mib": round(max(peaks.values(), default=0) / 1024, 1)}
+
+
+def bench_memory(folder: Path, minutes: float, num_frames: int = 32) -> dict[str, Any]:
+    """Peak RSS of ``s2vt extract`` sampling ``num_frames`` from a long vs a short clip.
+
+    Measured from outside (``/proc/<pid>/status`` VmHWM of the CLI process and of its
+    decode worker). The long clip decoded whole at 224 px would need ``full_clip_mib``.
+    """
+    long_clip = write_long_clip(folder / "long.mp4", minutes)
+    short_clip = write_long_clip(folder / "short.mp4", 3 / 60)
+    result: dict[str, Any] = {"minutes": minutes, "num_frames": num_frames,
+                              "size": "160x120", "fps": 10}
+    for name, clip in (("long", long_clip), ("short", short_clip)):
+        command = [sys.executable, "-m", "s2vt", "extract", str(clip), "--out",
+                   str(folder / f"store_{name}"), "--num-frames", str(num_frames),
+                   "--no-progress"]
+        seconds, peaks = _timed(lambda command=command: _peak_rss_of_tree(command))
+        result[name] = dict(peaks, seconds=round(seconds, 2))
+    frames = round(minutes * 60 * 10)
+    result["full_clip_mib"] = round(frames * 298 * 224 * 3 / 2**20, 1)
+    return result
+
+
 # ---------------------------------------------------------------------------- driver
 def run_benchmark(config: BenchConfig, work: Path | None = None,
                   stages: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -438,7 +520,7 @@ def run_benchmark(config: BenchConfig, work: Path | None = None,
         config: sizes and settings.
         work: scratch folder (a temporary one when None; deleted afterwards).
         stages: subset of ``extract`` (decode, encoder, extract, naive), ``train``,
-            ``caption``, ``caption_cli``, ``score``; None = all.
+            ``caption``, ``caption_cli``, ``score``, ``memory``; None = all but ``memory``.
 
     Returns:
         ``{"machine", "config", "load_before", "load_after", <stage>: {...}, "ratios"}``.
@@ -494,6 +576,9 @@ def run_benchmark(config: BenchConfig, work: Path | None = None,
     if "score" in chosen:
         logger.info("score")
         report["score"] = bench_score(config)
+    if "memory" in chosen:
+        logger.info("memory: %g-minute clip", config.long_minutes)
+        report["memory"] = bench_memory(work / "memory", config.long_minutes)
     report["load_after"] = _load()
     report["ratios"] = ratios(report)
     return report

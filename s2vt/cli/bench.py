@@ -10,7 +10,7 @@ from pathlib import Path
 
 from s2vt.errors import S2VTError
 
-STAGES = ("extract", "train", "caption", "caption_cli", "score")
+STAGES = ("extract", "train", "caption", "caption_cli", "score", "memory")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -35,7 +35,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--threads", type=int, help="torch threads of the encoder")
     parser.add_argument("--train-steps", type=int, help="training steps to time (default 3)")
     parser.add_argument("--only", nargs="+", choices=STAGES, metavar="STAGE",
-                        help=f"run only these parts: {' '.join(STAGES)}")
+                        help=f"run only these parts: {' '.join(STAGES)} (memory runs "
+                             "only when named here)")
+    parser.add_argument("--long-minutes", type=float,
+                        help="length of the memory stage's long clip (default 10)")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     parser.add_argument("--out", type=Path, help="also write the JSON to this file")
     return parser
@@ -51,11 +54,12 @@ def run(args: argparse.Namespace) -> int:
     config = BenchConfig.quick() if args.quick else BenchConfig()
     overrides = {"clips": args.clips, "batch_size": args.batch_size,
                  "precision": args.precision, "workers": args.workers,
-                 "threads": args.threads, "train_steps": args.train_steps}
+                 "threads": args.threads, "train_steps": args.train_steps,
+                 "long_minutes": args.long_minutes}
     for key, value in overrides.items():
         if value is not None:
-            if key != "precision" and value < 1:
-                raise S2VTError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
+            if key != "precision" and not value > 0:
+                raise S2VTError(f"--{key.replace('_', '-')} must be > 0, got {value}")
             config = dataclasses.replace(config, **{key: value})
     if args.work is not None:
         args.work.mkdir(parents=True, exist_ok=True)

@@ -23,10 +23,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
-# Frames per network call on CPU, by precision. Measured on a 2-core AVX2 CPU (issue 6,
+# Frames per network call on CPU. Measured on a 2-core AVX2 CPU (issue 6,
 # docs/performance.md): EfficientNet-Lite0 fp32 runs 2-4x faster per image in chunks of 4
 # than in one batch of 64 (activations stay in cache); AMX bf16 tiles want larger chunks.
-CPU_CHUNK = {"fp32": 4, "bf16": 16, "fp16": 16}
+CPU_CHUNK = 4
+CPU_CHUNK_FAST_BF16 = 16
 
 
 @functools.cache
@@ -248,22 +249,18 @@ class FrameEncoder(nn.Module):
 
         Why: small chunks keep activations in cache, and one single-threaded chunk per core
         (Python threads; torch releases the GIL) scales where intra-op threads stall on
-        their barriers as soon as another process (a decode worker) takes a core. Every
-        call has the same shape (the last chunk is zero-padded), so every frame goes
-        through the same kernels however frames were grouped (extract and caption agree
-        to float rounding, about 1e-5).
+        their barriers as soon as another process (a decode worker) takes a core. A
+        frame's features depend on its neighbours in a call only by float rounding (about
+        1e-5), so extract and caption agree however frames are grouped.
         """
-        chunk = CPU_CHUNK.get(self.precision, 4)
-        count = len(images)
-        if count % chunk:
-            pad = images.new_zeros((chunk - count % chunk, *images.shape[1:]))
-            images = torch.cat([images, pad])
+        fast_bf16 = self.precision != "fp32" and cpu_has_fast_bf16()
+        chunk = CPU_CHUNK_FAST_BF16 if fast_bf16 else CPU_CHUNK
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         parts = images.split(chunk)
-        threads = min(torch.get_num_threads(), len(parts))
-        if threads <= 1:
-            return torch.cat([self._run(part) for part in parts])[:count]
+        threads = torch.get_num_threads()
+        if threads <= 1 or len(parts) <= 1:
+            return torch.cat([self._run(part) for part in parts])
         if self._pool is None or self._pool_size != threads:
             if self._pool is not None:
                 self._pool.shutdown()
@@ -276,4 +273,4 @@ class FrameEncoder(nn.Module):
             outputs = list(self._pool.map(self._run, parts))
         finally:
             torch.set_num_threads(previous)
-        return torch.cat(outputs)[:count]
+        return torch.cat(outputs)
