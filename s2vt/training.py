@@ -258,20 +258,23 @@ def _feature_stats(features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Te
 
 
 def _collate(data: _Data, batch: list[int], device: torch.device):
-    """Indices -> features (B, T, D) float32, mask (B, T), inputs and targets (B, L)."""
+    """Indices -> features (V, T, D) float32 and mask (V, T) of the batch's distinct videos,
+    video_index (B,) of each caption, inputs and targets (B, L)."""
     import torch
     from torch.nn.utils.rnn import pad_sequence
 
     from s2vt.text import PAD_ID
 
-    videos = [data.features[data.samples[i][0]] for i in batch]
+    rows: dict[int, int] = {}
+    video_index = torch.tensor([rows.setdefault(data.samples[i][0], len(rows)) for i in batch])
+    videos = [data.features[video] for video in rows]
     features = pad_sequence(videos, batch_first=True).float()
     lengths = torch.tensor([len(v) for v in videos])
     mask = torch.arange(features.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
     tokens = pad_sequence([torch.tensor(data.samples[i][1]) for i in batch], batch_first=True,
                           padding_value=PAD_ID)
-    return (features.to(device), mask.to(device), tokens[:, :-1].to(device),
-            tokens[:, 1:].to(device))
+    return (features.to(device), mask.to(device), video_index.to(device),
+            tokens[:, :-1].to(device), tokens[:, 1:].to(device))
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
@@ -607,12 +610,20 @@ class _Trainer:
 
     # -- the loop ------------------------------------------------------------------------
     def _epoch_indices(self, epoch: int) -> list[int]:
+        import torch
         from torch.utils.data import DistributedSampler
 
         sampler = DistributedSampler(self.train.samples, num_replicas=self.ctx.world_size,
                                      rank=self.ctx.rank, shuffle=True, seed=self.config.seed)
         sampler.set_epoch(epoch)    # order = f(seed, epoch): mid-epoch resume is exact
-        return list(sampler)
+        indices = list(sampler)
+        # Put the captions of one video next to each other (videos in a seeded random order),
+        # so a batch holds few videos with several captions each and the frame phase runs
+        # once per video: about twice as fast, with the same pairs per epoch and per rank.
+        order = torch.randperm(len(self.train.features),
+                               generator=torch.Generator().manual_seed(self.config.seed + epoch))
+        video_rank = order.argsort().tolist()
+        return sorted(indices, key=lambda i: video_rank[self.train.samples[i][0]])
 
     def _train_step(self, batch: list[int]) -> None:
         import torch
@@ -620,10 +631,10 @@ class _Trainer:
 
         from s2vt.text import PAD_ID
 
-        features, mask, inputs, targets = _collate(self.train, batch, self.device)
+        features, mask, video_index, inputs, targets = _collate(self.train, batch, self.device)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
-            logits = self.net(features, mask, inputs)
+            logits = self.net(features, mask, inputs, video_index)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
                                targets.reshape(-1), ignore_index=PAD_ID,
                                label_smoothing=self.config.label_smoothing)

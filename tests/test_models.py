@@ -164,3 +164,19 @@ def test_cpu_bf16_autocast_runs_and_stays_close(name: str) -> None:
     assert len(generated) == 3
     logits.float().sum().backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name", ["s2vt", "meanpool"])
+def test_shared_video_pass_equals_one_pass_per_caption(name: str) -> None:
+    """forward(..., video_index) runs each video once and gives the per-caption logits."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=name, feature_dim=6, vocab_size=12, embed_size=8,
+                                    hidden_size=10, dropout=0.0)).eval()
+    videos = torch.randn(2, 5, 6)
+    video_mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    video_index = torch.tensor([1, 0, 1, 1])
+    tokens = torch.randint(4, 12, (4, 7))
+    tokens[:, 0] = 1
+    shared = model(videos, video_mask, tokens, video_index)
+    per_caption = model(videos[video_index], video_mask[video_index], tokens)
+    assert torch.allclose(shared, per_caption, atol=1e-6)

@@ -2,7 +2,8 @@
 
 A model implements three hooks and inherits greedy and beam search:
 
-- ``forward(features, feature_mask, tokens) -> logits`` (teacher forcing, for training);
+- ``forward(features, feature_mask, tokens, video_index=None) -> logits`` (teacher forcing,
+  for training; ``video_index`` lets several captions share one pass over their video);
 - ``init_decoding(features, feature_mask, max_len) -> (memory, state)``: per-video memory
   that never changes while decoding (indexed by video) and the per-row recurrent state;
 - ``decode_step(tokens, state, memory, rows, step) -> (logits, state)``: one word for every

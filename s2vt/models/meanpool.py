@@ -36,9 +36,15 @@ class MeanPool(CaptionModel):
         return self.drop(self.video_proj(pooled))
 
     def forward(self, features: torch.Tensor, feature_mask: torch.Tensor,
-                tokens: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits (B, L, V); position i predicts tokens[:, i + 1]."""
+                tokens: torch.Tensor, video_index: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits (B, L, V); position i predicts tokens[:, i + 1].
+
+        ``video_index`` (B,) optionally maps each caption to its row of ``features`` (V, T, D),
+        so that each video is pooled once (see :meth:`S2VT.forward`).
+        """
         video = self._video(features, feature_mask)
+        if video_index is not None:
+            video = video.index_select(0, video_index)
         words = self.drop(self.embed(tokens))
         video = video.unsqueeze(1).expand(-1, tokens.shape[1], -1).to(words.dtype)
         out, _ = run_lstm(self.lstm, torch.cat([words, video], dim=-1))

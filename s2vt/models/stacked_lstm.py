@@ -57,19 +57,24 @@ class S2VT(CaptionModel):
         return self.drop(out1)
 
     def forward(self, features: torch.Tensor, feature_mask: torch.Tensor,
-                tokens: torch.Tensor) -> torch.Tensor:
+                tokens: torch.Tensor, video_index: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits.
 
         Args:
-            features: (B, T, D) frame features (right-padded).
-            feature_mask: (B, T) bool, True for real frames.
+            features: (B, T, D) frame features (right-padded), or (V, T, D) with video_index.
+            feature_mask: (B, T) bool, True for real frames (or (V, T)).
             tokens: (B, L) word ids starting with <bos> (padding after the caption is fine).
+            video_index: optional (B,) row of ``features`` that each caption describes. The
+                frame phase depends on the video alone, so with several captions per video
+                it runs once per video instead of once per caption.
         Returns:
             (B, L, V) logits; position i predicts tokens[:, i + 1] (or <eos>).
         """
         state1, state2 = self._encode(features, feature_mask)
-        batch, steps = tokens.shape
-        out1 = self._decode_lstm1(state1, steps, batch, state1[0])
+        out1 = self._decode_lstm1(state1, tokens.shape[1], features.shape[0], state1[0])
+        if video_index is not None:
+            out1 = out1.index_select(0, video_index)
+            state2 = tuple(s.index_select(1, video_index) for s in state2)
         words = self.drop(self.embed(tokens))
         out2, _ = run_lstm(self.lstm2, torch.cat([out1, words.to(out1.dtype)], dim=-1), state2)
         return self.out(self.drop(out2))
