@@ -610,23 +610,16 @@ class _Trainer:
 
     # -- the loop ------------------------------------------------------------------------
     def _epoch_indices(self, epoch: int) -> list[int]:
-        import torch
+        # Plainly shuffled pairs. Grouping the captions of a few videos into the same batches
+        # (so each video's frame phase runs once per batch) made epochs up to 4x faster but
+        # learnt far less per epoch: on the 1,200-clip demo, BLEU-4 0.53 and motion accuracy
+        # 0.51 after 12 epochs, against 0.65 and 0.72 with shuffled pairs.
         from torch.utils.data import DistributedSampler
 
         sampler = DistributedSampler(self.train.samples, num_replicas=self.ctx.world_size,
                                      rank=self.ctx.rank, shuffle=True, seed=self.config.seed)
         sampler.set_epoch(epoch)    # order = f(seed, epoch): mid-epoch resume is exact
-        indices = list(sampler)
-        # Gather the captions of a few videos (a seeded random group of batch_size / 2 videos)
-        # in the same stretch of batches, keeping the sampler's random order inside a group:
-        # a batch then holds each of its videos with two or three captions, and the frame
-        # phase runs once per video and batch instead of once per caption. All captions of
-        # one video in a single batch was faster still but learnt much more slowly per epoch.
-        order = torch.randperm(len(self.train.features),
-                               generator=torch.Generator().manual_seed(self.config.seed + epoch))
-        group = order.argsort().div(max(1, self.config.batch_size // 2),
-                                    rounding_mode="floor").tolist()
-        return sorted(indices, key=lambda i: group[self.train.samples[i][0]])
+        return list(sampler)
 
     def _train_step(self, batch: list[int]) -> None:
         import torch
