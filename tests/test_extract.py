@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -42,17 +41,6 @@ def _clips(folder: Path, count: int, prefix: str = "clip") -> list[Path]:
 def _mtimes(root: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in root.iterdir() if p.suffix in (".npy", ".json")
             and p.name != "meta.json"}
-
-
-# Fault injection for the decode workers (test only): they import this module by name and
-# call it in place of s2vt.video.read_clip.
-def faulty_decode(path: Path, sampling: SamplingConfig, size: int, **kwargs):
-    """Crash like a segfaulting decoder on 'crash*', hang on 'hang*', else decode."""
-    if path.name.startswith("crash"):
-        os.kill(os.getpid(), signal.SIGSEGV)
-    if path.name.startswith("hang"):
-        time.sleep(600)
-    return read_clip(path, sampling, size, **kwargs)
 
 
 def test_folder_gives_one_file_per_video_and_rerun_does_no_work(
@@ -147,7 +135,7 @@ def test_crashing_and_hanging_decoders_are_contained(tmp_path: Path) -> None:
     config = _config(decode_timeout=4.0, workers=1)
 
     result = extract(resolve_inputs(videos), tmp_path / "out", config, progress=False,
-                     decode_fn=f"{__name__}:faulty_decode")
+                     decode_fn="videos:faulty_decode")
 
     assert sorted(result.done) == ["good0", "good1", "good2"]
     reasons = {f.video_id: f.reason for f in result.failed}

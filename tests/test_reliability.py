@@ -2,15 +2,13 @@
 files and ids, and wrong combinations of artifacts: each ends in a clear, safe outcome.
 
 Every bad file is made on the fly. What other test files already show is not repeated
-here (see docs/reliability.md for the table of guarantees and their tests). torch is
-imported inside the tests that need it: decode workers import this module (for
-``faulty_decode``) and should start fast.
+here (see docs/reliability.md for the table of guarantees and their tests). Decoder
+faults are injected with ``videos.faulty_decode`` (tests/videos.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
 import signal
@@ -57,16 +55,6 @@ class Payload:
 
     def __reduce__(self):
         return (open, (str(self.marker), "w"))
-
-
-# Fault injection for decode workers (test only): imported by name inside the worker.
-def faulty_decode(path: Path, sampling: SamplingConfig, size: int, **kwargs):
-    """Segfault on 'crash*', hang on 'hang*', else decode normally."""
-    if path.name.startswith("crash"):
-        os.kill(os.getpid(), signal.SIGSEGV)
-    if path.name.startswith("hang"):
-        time.sleep(600)
-    return read_clip(path, sampling, size, **kwargs)
 
 
 # --------------------------------------------------------------------------- makers
@@ -287,7 +275,7 @@ def test_caption_contains_crashing_and_hanging_decoders(
     monkeypatch.setattr(encoder, "encode", recording_encode)
 
     results = list(captioner.caption_videos(
-        [good, crash, hang, other], decode_timeout=3.0, decode_fn=f"{__name__}:faulty_decode"))
+        [good, crash, hang, other], decode_timeout=3.0, decode_fn="videos:faulty_decode"))
 
     # (failures are reported at once, good clips when their caption batch is done)
     by_path = {r.path: r for r in results}

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,3 +58,15 @@ def write_video(
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def faulty_decode(path: Path, sampling: Any, size: int, **kwargs: Any) -> Any:
+    """Fault injection for decode workers (they import it as ``videos:faulty_decode``):
+    segfault on files named 'crash*', hang on 'hang*', else decode normally."""
+    from s2vt.video import read_clip
+
+    if path.name.startswith("crash"):
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if path.name.startswith("hang"):
+        time.sleep(600)
+    return read_clip(path, sampling, size, **kwargs)
