@@ -22,3 +22,15 @@ def make_video(tmp_path: Path) -> Callable[..., Path]:
         return write_video(tmp_path / name, **kwargs)
 
     return _make
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test on one torch thread: tiny models are fastest there and do not fight
+    other processes (decode workers, other tests) for the cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -12,13 +12,8 @@ from s2vt.text import BOS_ID, EOS_ID, PAD_ID, Vocabulary
 NAMES = ["s2vt", "meanpool"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models run fastest on one thread (see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(name: str, **kwargs) -> ModelConfig:

@@ -28,13 +28,8 @@ ENCODER = {"name": "tiny", "weights": None, "pool": "avg", "image_size": 32, "pr
 SAMPLING = {"mode": "uniform", "num_frames": 6, "stride": 10, "fps": 1.0, "max_frames": 80}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models run fastest on one thread (see tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_data(root: Path, dim: int = 16, n_train: int = 12, n_val: int = 4,
