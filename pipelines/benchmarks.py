@@ -247,11 +247,9 @@ def run_benchmark(name: str, root: Path, out: Path | None = None,
     }
 
     def do_train(resume: bool) -> None:
-        from s2vt.training import STATE_FILE, train
+        from s2vt.training import has_saved_state, train
 
-        # Stopped before its first saved state, a run has nothing to resume: start it anew.
-        resume = resume and (model_dir / STATE_FILE).is_file()
-        train(train_config, features, root, model_dir, resume=resume,
+        train(train_config, features, root, model_dir, resume=resume and has_saved_state(model_dir),
               progress=settings.progress, format=name)
 
     ran["train"] = run_step(Step("train", model_dir, train_key, do_train))

@@ -146,11 +146,10 @@ def run_demo(out: Path, settings: DemoSettings | None = None) -> DemoResult:
 
 def _train(config: Any, features: Path, annotations: Path, model_dir: Path, progress: bool,
            resume: bool) -> None:
-    from s2vt.training import STATE_FILE, train
+    from s2vt.training import has_saved_state, train
 
-    # Stopped before its first saved state, a run has nothing to resume: start it anew.
-    resume = resume and (model_dir / STATE_FILE).is_file()
-    train(config, features, annotations, model_dir, resume=resume, progress=progress)
+    train(config, features, annotations, model_dir, resume=resume and has_saved_state(model_dir),
+          progress=progress)
 
 
 def _evaluate(model_dir: Path, features: Path, annotations: Path, out: Path, split: str,

@@ -64,6 +64,12 @@ _VAL_BATCH = 64
 SampleHook = Callable[[int, int, list[int]], None]
 
 
+def has_saved_state(out: Path) -> bool:
+    """Whether ``out`` holds a training state to ``--resume`` from (a run stopped before
+    its first saved state has nothing to resume and starts anew)."""
+    return (Path(out) / STATE_FILE).is_file()
+
+
 @dataclass
 class OptimizerConfig:
     """Adam / AdamW settings."""
