@@ -20,7 +20,13 @@ from s2vt.cli import main as cli_main
 from s2vt.config import load_config
 from s2vt.errors import ConfigError, S2VTError
 from s2vt.features import FeatureStore
-from s2vt.training import TrainConfig, load_train_state, train
+from s2vt.training import (
+    TrainConfig,
+    grouped_pair_order,
+    load_train_state,
+    shard_batches,
+    train,
+)
 
 COLORS = ["red", "blue", "green"]
 SHAPES = ["circle", "square"]
@@ -123,12 +129,15 @@ def test_resume_is_exact(tmp_path: Path) -> None:
     assert [r["train_loss"] for r in straight] == [json.loads(x)["train_loss"] for x in lines]
 
 
-def test_mid_epoch_resume_is_exact(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize(("captions_per_video", "schedule"), [(1, "constant"), (2, "cosine")])
+def test_mid_epoch_resume_is_exact(tmp_path: Path, monkeypatch, captions_per_video: int,
+                                   schedule: str) -> None:
     """Interrupt inside epoch 2 (after the state saved at step 7), resume, same weights."""
     import s2vt.training as training
 
     features, ann = make_data(tmp_path)
-    config = small_config(epochs=2, save_every_steps=7)
+    config = small_config(epochs=2, save_every_steps=7, captions_per_video=captions_per_video,
+                          **{"optimizer.schedule": schedule})
     train(config, features, ann, tmp_path / "straight", progress=False)
     original = training._Trainer._train_step
     done = {"steps": 0}
@@ -149,6 +158,49 @@ def test_mid_epoch_resume_is_exact(tmp_path: Path, monkeypatch) -> None:
     train(config, features, ann, out, resume=True, progress=False)
     assert_same_weights(tmp_path / "straight" / "last", out / "last")
     assert_same_weights(tmp_path / "straight", out)
+
+
+def test_cosine_schedule_lowers_the_learning_rate_to_zero(tmp_path: Path) -> None:
+    features, ann = make_data(tmp_path)
+    config = small_config(**{"optimizer.schedule": "cosine", "optimizer.lr": 0.01})
+    result = train(config, features, ann, tmp_path / "run", progress=False)
+    state = load_train_state(tmp_path / "run" / "train_state.pt")
+    last_lr = state["optimizer"]["param_groups"][0]["lr"]
+    # The last step of N runs at lr * (1 + cos(pi * (N - 1) / N)) / 2, close to 0.
+    total = result.steps
+    expected = 0.005 * (1 + np.cos(np.pi * (total - 1) / total))
+    assert last_lr == pytest.approx(expected) and last_lr < 0.01 * 0.02
+
+
+def test_grouped_pair_order_uses_every_pair_once_and_mixes_videos() -> None:
+    rng = np.random.default_rng(0)
+    # 40 videos with 3..7 captions each, as (video, tokens) pairs in file order.
+    samples = [(video, [1, 5, 2]) for video in range(40) for _ in range(rng.integers(3, 8))]
+    order = grouped_pair_order(samples, 2, seed=0, epoch=0)
+    assert sorted(order) == list(range(len(samples)))
+    videos = [samples[i][0] for i in order]
+    # Runs of two captions of one video; the first round gives every video one run, in a
+    # random order, so a batch of 16 pairs there holds 8 different videos.
+    first_round = videos[:80]
+    assert all(first_round[i] == first_round[i + 1] for i in range(0, 80, 2))
+    assert len(set(first_round[::2])) == 40
+    assert first_round[::2] != sorted(first_round[::2])
+    assert all(len(set(videos[i:i + 16])) == 8 for i in range(0, 80, 16))
+    assert grouped_pair_order(samples, 2, seed=0, epoch=0) == order
+    assert grouped_pair_order(samples, 2, seed=0, epoch=1) != order
+    assert grouped_pair_order(samples, 2, seed=1, epoch=0) != order
+
+
+def test_shard_batches_gives_every_rank_the_same_number_of_batches() -> None:
+    order = list(range(23))
+    whole = shard_batches(order, 5, rank=0, world_size=1)
+    assert whole == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12, 13, 14],
+                     [15, 16, 17, 18, 19], [20, 21, 22]]
+    ranks = [shard_batches(order, 5, rank, 3) for rank in range(3)]
+    assert [len(batches) for batches in ranks] == [2, 2, 2]
+    dealt = [batch for batches in ranks for batch in batches]
+    assert all(batch in dealt for batch in whole)          # nothing dropped, one repeated
+    assert shard_batches([0, 1], 5, rank=3, world_size=4) == [[0, 1]]
 
 
 def test_kill_9_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
