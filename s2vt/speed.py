@@ -19,7 +19,9 @@ folder and measures, in this order:
   caption (a fresh interpreter, default encoder);
 - ``score``: :func:`s2vt.metrics.score` on a test-sized set;
 - ``memory`` (only when asked for): peak RSS of ``s2vt extract`` sampling 32 frames from a
-  long clip (10 minutes by default) and from a short one, measured from outside.
+  long clip (10 minutes by default) and from a short one, measured from outside;
+- ``precision`` (only when asked for): a demo-sized S2VT trained on the synthetic benchmark
+  in fp32 and with bf16 autocast, two seeds each, side by side; best validation scores.
 
 ``ratios`` compares them against the issue's targets. Timings are wall-clock seconds; on a
 shared machine compare ratios from one run (``load_before`` / ``load_after`` say how busy
@@ -77,6 +79,8 @@ class BenchConfig:
         score_videos: predictions scored (each with ``score_refs`` references).
         cli: also time ``s2vt caption`` in a fresh process.
         long_minutes: length of the clip of the ``memory`` stage (not run by default).
+        precision_videos / precision_epochs: synthetic clips and epochs of the
+            ``precision`` stage (not run by default).
     """
 
     clips: int = 24
@@ -99,12 +103,14 @@ class BenchConfig:
     score_refs: int = 20
     cli: bool = True
     long_minutes: float = 10.0
+    precision_videos: int = 600
+    precision_epochs: int = 6
 
     @classmethod
     def quick(cls) -> BenchConfig:
         """A short run (about a minute on 2 cores): fewer clips, steps and videos."""
         return cls(clips=8, train_steps=1, train_batch=32, caption_videos=64, single_videos=4,
-                   score_videos=100)
+                   score_videos=100, precision_videos=60, precision_epochs=2)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -509,6 +515,78 @@ def bench_memory(folder: Path, minutes: float, num_frames: int = 32) -> dict[str
 
 
 # ---------------------------------------------------------------------------- driver
+PRECISION_RUNS: tuple[tuple[str, int], ...] = (("fp32", 0), ("fp32", 1), ("bf16", 0), ("bf16", 1))
+
+
+def bench_precision(folder: Path, config: BenchConfig) -> dict[str, Any]:
+    """bf16 autocast vs fp32 training on the synthetic benchmark, two seeds each.
+
+    Synthesises ``precision_videos`` clips, extracts EfficientNet-Lite0 2x2-grid features
+    (128 px, 8 frames, as the demo), and trains a demo-sized S2VT (hidden 256) for
+    ``precision_epochs`` epochs per run, two runs at a time on one core each. The verdict
+    compares the gap between the precisions' mean best validation CIDEr with the spread
+    between seeds of one precision (the noise).
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from s2vt.config import load_config
+    from s2vt.datasets import load_annotations
+    from s2vt.extraction import ExtractConfig, VideoInput, extract
+    from s2vt.synth import synthesize
+
+    data, features = folder / "data", folder / "features"
+    synthesize(data, config.precision_videos, seed=0)
+    extract_config = load_config(ExtractConfig, None, [
+        "encoder.name=efficientnet_lite0", "encoder.pool=grid2", "encoder.image_size=128",
+        "sampling.mode=uniform", "sampling.num_frames=8"])
+    videos = load_annotations(data / "annotations.json").videos
+    extract([VideoInput(v.video_id, v.path) for v in videos], features, extract_config,
+            progress=False)
+    jobs = [(precision, seed, features, data / "annotations.json",
+             folder / f"{precision}-seed{seed}", config.precision_epochs)
+            for precision, seed in PRECISION_RUNS]
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_set_torch_threads, initargs=(threads,)) as pool:
+        runs = list(pool.map(_train_precision_run, jobs))
+    by_precision = {p: [r["val_CIDEr"] for r in runs if r["precision"] == p]
+                    for p in ("fp32", "bf16")}
+    means = {p: sum(v) / len(v) for p, v in by_precision.items()}
+    noise = max(max(v) - min(v) for v in by_precision.values())
+    gap = abs(means["bf16"] - means["fp32"])
+    return {"videos": config.precision_videos, "epochs": config.precision_epochs,
+            "runs": runs, "mean_val_CIDEr": {p: round(m, 4) for p, m in means.items()},
+            "gap": round(gap, 4), "seed_spread": round(noise, 4),
+            "same_within_noise": gap <= noise}
+
+
+def _set_torch_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _train_precision_run(job: tuple[str, int, Path, Path, Path, int]) -> dict[str, Any]:
+    """One run of :func:`bench_precision` (in a spawned process)."""
+    from s2vt.config import load_config
+    from s2vt.training import TrainConfig, train
+
+    precision, seed, features, annotations, out, epochs = job
+    train_config = load_config(TrainConfig, None, [
+        "model.name=s2vt", "model.embed_size=256", "model.hidden_size=256",
+        "model.dropout=0.5", "optimizer.lr=0.001", "batch_size=32", "captions_per_video=2",
+        f"epochs={epochs}", "patience=0", f"seed={seed}", f"precision={precision}",
+        "device=cpu"])
+    started = time.perf_counter()
+    result = train(train_config, features, annotations, out, progress=False)
+    best = next(row for row in result.history if row["epoch"] == result.best_epoch)
+    return {"precision": precision, "seed": seed, "best_epoch": result.best_epoch,
+            "val_CIDEr": round(best["val"]["CIDEr"], 4),
+            "val_BLEU-4": round(best["val"]["BLEU-4"], 4),
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
 def run_benchmark(config: BenchConfig, work: Path | None = None,
                   stages: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Run the benchmark and return a JSON-ready dict (see the module docstring).
@@ -520,7 +598,8 @@ def run_benchmark(config: BenchConfig, work: Path | None = None,
         config: sizes and settings.
         work: scratch folder (a temporary one when None; deleted afterwards).
         stages: subset of ``extract`` (decode, encoder, extract, naive), ``train``,
-            ``caption``, ``caption_cli``, ``score``, ``memory``; None = all but ``memory``.
+            ``caption``, ``caption_cli``, ``score``, ``memory``, ``precision``; None = all
+            but ``memory`` and ``precision``.
 
     Returns:
         ``{"machine", "config", "load_before", "load_after", <stage>: {...}, "ratios"}``.
@@ -579,6 +658,9 @@ def run_benchmark(config: BenchConfig, work: Path | None = None,
     if "memory" in chosen:
         logger.info("memory: %g-minute clip", config.long_minutes)
         report["memory"] = bench_memory(work / "memory", config.long_minutes)
+    if "precision" in chosen:
+        logger.info("precision: fp32 vs bf16 training, %d clips", config.precision_videos)
+        report["precision"] = bench_precision(work / "precision", config)
     report["load_after"] = _load()
     report["ratios"] = ratios(report)
     return report
@@ -600,6 +682,10 @@ def ratios(report: dict[str, Any]) -> dict[str, Any]:
     for name, value in values.items():
         out[name] = {"value": round(value, 3), "target": TARGETS[name],
                      "met": value >= TARGETS[name]}
+    if "precision" in report:
+        gap, spread = report["precision"]["gap"], report["precision"]["seed_spread"]
+        out["bf16_vs_fp32_val_CIDEr_gap"] = {"value": gap, "target": f"<= seed spread {spread}",
+                                              "met": gap <= spread}
     if "caption_cli" in report:
         seconds = report["caption_cli"]["seconds"]
         out["caption_cli_seconds"] = {"value": seconds, "target": 5.0, "met": seconds <= 5.0}

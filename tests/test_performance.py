@@ -159,6 +159,22 @@ def test_ratios_against_the_issue_targets() -> None:
     assert out["batched_vs_single_caption"] == {"value": 4.0, "target": 5.0, "met": False}
     assert out["caption_cli_seconds"]["met"] is False
     assert ratios({}) == {}
+    precision = ratios({"precision": {"gap": 0.05, "seed_spread": 0.08}})
+    assert precision["bf16_vs_fp32_val_CIDEr_gap"]["met"] is True
+
+
+def test_bench_precision_trains_both_precisions_with_two_seeds(tmp_path: Path) -> None:
+    """The bf16-vs-fp32 stage on a tiny benchmark: four real runs and a verdict."""
+    from s2vt.speed import BenchConfig, bench_precision
+
+    config = dataclasses.replace(BenchConfig(), precision_videos=24, precision_epochs=1)
+    result = bench_precision(tmp_path, config)
+    runs = {(run["precision"], run["seed"]): run for run in result["runs"]}
+    assert set(runs) == {("fp32", 0), ("fp32", 1), ("bf16", 0), ("bf16", 1)}
+    assert all(run["val_CIDEr"] >= 0 and run["best_epoch"] == 1 for run in runs.values())
+    assert runs[("fp32", 0)]["val_CIDEr"] != runs[("fp32", 1)]["val_CIDEr"]  # seeds differ
+    assert set(result["mean_val_CIDEr"]) == {"fp32", "bf16"}
+    assert result["same_within_noise"] == (result["gap"] <= result["seed_spread"])
 
 
 def test_bench_cli_rejects_bad_sizes(capsys: pytest.CaptureFixture) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from s2vt.errors import S2VTError
 
-STAGES = ("extract", "train", "caption", "caption_cli", "score", "memory")
+STAGES = ("extract", "train", "caption", "caption_cli", "score", "memory", "precision")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -35,8 +35,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--threads", type=int, help="torch threads of the encoder")
     parser.add_argument("--train-steps", type=int, help="training steps to time (default 3)")
     parser.add_argument("--only", nargs="+", choices=STAGES, metavar="STAGE",
-                        help=f"run only these parts: {' '.join(STAGES)} (memory runs "
-                             "only when named here)")
+                        help=f"run only these parts: {' '.join(STAGES)} (memory and "
+                             "precision run only when named here)")
     parser.add_argument("--long-minutes", type=float,
                         help="length of the memory stage's long clip (default 10)")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
