@@ -19,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
     )
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder")
-    parser.add_argument("--num-videos", type=int, default=1200, help="synthetic clips")
+    parser.add_argument("--num-videos", type=int, help="synthetic clips (default 1800)")
     parser.add_argument("--seed", type=int, default=0, help="synthetic data seed")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="STAGE.KEY=VALUE",
@@ -32,11 +32,9 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.synthetic import DemoSettings, run_demo, split_stage_overrides
 
     started = time.perf_counter()
-    settings = DemoSettings(
-        num_videos=args.num_videos,
-        seed=args.seed,
-        overrides=split_stage_overrides(args.overrides),
-    )
+    settings = DemoSettings(seed=args.seed, overrides=split_stage_overrides(args.overrides))
+    if args.num_videos is not None:
+        settings.num_videos = args.num_videos
     result = run_demo(args.out, settings)
     sample = result.sample
     print(f"\nS2VT vs mean-pool on the synthetic benchmark ({args.out}):\n")
