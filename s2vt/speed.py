@@ -14,7 +14,8 @@ folder and measures, in this order:
 - ``train``: :func:`s2vt.training.train` on random features with the paper's sizes
   (4096-d, 80 frames, hidden 1000, embed 500), caption pairs per second of the epoch loop;
 - ``caption``: :meth:`s2vt.captioner.Captioner.caption_features` with beam search, a
-  whole batch at once versus one video per call;
+  whole batch at once versus one video per call, for the paper-sized S2VT (``caption``)
+  and for the demo-sized one (``caption_demo_size``);
 - ``caption_cli``: ``s2vt caption one_clip --model DIR`` from process start to the printed
   caption (a fresh interpreter, default encoder);
 - ``score``: :func:`s2vt.metrics.score` on a test-sized set;
@@ -51,6 +52,7 @@ TARGETS: dict[str, float] = {
     "extract_vs_encoder": 0.8,
     "extract_vs_naive": 10.0,
     "batched_vs_single_caption": 5.0,
+    "batched_vs_single_caption_demo_size": 5.0,
 }
 _WORDS: tuple[str, ...] = (
     "a", "man", "woman", "dog", "cat", "car", "ball", "red", "blue", "green", "person", "is",
@@ -66,14 +68,15 @@ class BenchConfig:
 
     Attributes:
         clips: number of generated clips (every stage but train/caption/score uses them).
-        width / height / seconds / fps: the clips' size, length and rate (H.264).
+        width / height / seconds / fps: the clips' size, length and rate (H.264); 10 s at
+            30 fps is as long as MSR-VTT's shortest clips (they run 10-30 s).
         num_frames: frames sampled per clip (uniform sampling, as ``extract``'s default).
         batch_size: encoder batch of ``extract`` and of the encoder-alone measure.
         precision: encoder precision (``auto``: bf16 on AMX CPUs, else fp32).
         workers / threads: ``extract`` decode processes and torch threads (None: defaults).
         train_steps: training steps measured (batch ``train_batch``).
         train_batch: caption pairs per training step.
-        vocab_size: words in the benchmark vocabulary (train and caption).
+        vocab_size: words in the vocabulary of the train measure.
         caption_videos: videos captioned in one batch; ``single_videos`` of them one by one.
         beam_size: beam width for captioning.
         score_videos: predictions scored (each with ``score_refs`` references).
@@ -86,8 +89,8 @@ class BenchConfig:
     clips: int = 24
     width: int = 320
     height: int = 240
-    seconds: float = 3.0
-    fps: int = 25
+    seconds: float = 10.0
+    fps: int = 30
     num_frames: int = 16
     batch_size: int = 64
     precision: str = "auto"
@@ -109,7 +112,8 @@ class BenchConfig:
     @classmethod
     def quick(cls) -> BenchConfig:
         """A short run (about a minute on 2 cores): fewer clips, steps and videos."""
-        return cls(clips=8, train_steps=1, train_batch=32, caption_videos=64, single_videos=4,
+        return cls(clips=8, seconds=3.0, fps=25, train_steps=1, train_batch=32,
+                   caption_videos=64, single_videos=4,
                    score_videos=100, precision_videos=60, precision_epochs=2)
 
 
@@ -355,9 +359,16 @@ def bench_train(folder: Path, config: BenchConfig) -> dict[str, Any]:
             "vocab": config.vocab_size, "precision": train_config.precision}
 
 
+# (frames, feature dim, embed, hidden, vocabulary) of the models the caption stage times.
+PAPER_SIZES = (80, 4096, 500, 1000, 3000)
+DEMO_SIZES = (8, 5120, 128, 256, 120)
+
+
 def _caption_model_dir(folder: Path, feature_dim: int, vocab_size: int, frames: int,
-                       encoder_spec: dict, sampling: dict) -> Path:
-    """A model dir with random S2VT weights (paper sizes) for the caption measures."""
+                       encoder_spec: dict, sampling: dict, embed: int = 500,
+                       hidden: int = 1000) -> Path:
+    """A model dir with random S2VT weights (paper sizes by default) for the caption
+    measures."""
     import torch
 
     from s2vt.checkpoint import save_model_dir
@@ -367,7 +378,7 @@ def _caption_model_dir(folder: Path, feature_dim: int, vocab_size: int, frames: 
 
     vocab = Vocabulary(_vocabulary_words(vocab_size - 4))
     model_config = ModelConfig(name="s2vt", feature_dim=feature_dim, vocab_size=len(vocab),
-                               embed_size=500, hidden_size=1000, max_frames=frames)
+                               embed_size=embed, hidden_size=hidden, max_frames=frames)
     torch.manual_seed(0)
     save_model_dir(folder, build_model(model_config), model_config, vocab, encoder_spec,
                    sampling, features={"feature_dim": feature_dim, "image_size": 224,
@@ -375,14 +386,19 @@ def _caption_model_dir(folder: Path, feature_dim: int, vocab_size: int, frames: 
     return folder
 
 
-def bench_caption(folder: Path, config: BenchConfig) -> dict[str, Any]:
-    """Beam search through the Captioner: one batch of videos vs one video per call."""
+def bench_caption(folder: Path, config: BenchConfig,
+                  sizes: tuple[int, int, int, int, int] = PAPER_SIZES) -> dict[str, Any]:
+    """Beam search through the Captioner: one batch of videos vs one video per call.
+
+    ``sizes`` = (frames, feature dim, embed, hidden, vocabulary): the paper's S2VT by
+    default, :data:`DEMO_SIZES` for the model ``s2vt demo`` trains.
+    """
     import numpy as np
 
     from s2vt.captioner import Captioner
 
-    frames, dim = 80, 4096
-    model_dir = _caption_model_dir(folder, dim, config.vocab_size, frames, {}, {})
+    frames, dim, embed, hidden, vocab_size = sizes
+    model_dir = _caption_model_dir(folder, dim, vocab_size, frames, {}, {}, embed, hidden)
     captioner = Captioner.from_pretrained(model_dir, beam_size=config.beam_size,
                                           batch_size=config.caption_videos)
     rng = np.random.default_rng(1)
@@ -395,6 +411,7 @@ def bench_caption(folder: Path, config: BenchConfig) -> dict[str, Any]:
     batched_rate = len(features) / batched
     single_rate = single_count / single
     return {"videos": len(features), "beam_size": config.beam_size, "frames": frames,
+            "feature_dim": dim, "hidden": hidden, "embed": embed, "vocab": vocab_size,
             "batched_seconds": round(batched, 3), "batched_videos_per_s": round(batched_rate, 2),
             "single_videos": single_count, "single_seconds": round(single, 3),
             "single_videos_per_s": round(single_rate, 2)}
@@ -649,6 +666,8 @@ def run_benchmark(config: BenchConfig, work: Path | None = None,
     if "caption" in chosen:
         logger.info("caption")
         report["caption"] = bench_caption(work / "caption_model", config)
+        report["caption_demo_size"] = bench_caption(work / "caption_demo_model", config,
+                                                    DEMO_SIZES)
     if "caption_cli" in chosen and config.cli:
         logger.info("caption cli")
         report["caption_cli"] = bench_caption_cli(work / "cli_model", paths[0])
@@ -675,9 +694,11 @@ def ratios(report: dict[str, Any]) -> dict[str, Any]:
     if "extract" in report and "naive" in report:
         values["extract_vs_naive"] = (report["extract"]["frames_per_s"]
                                       / report["naive"]["frames_per_s"])
-    if "caption" in report:
-        values["batched_vs_single_caption"] = (report["caption"]["batched_videos_per_s"]
-                                               / report["caption"]["single_videos_per_s"])
+    for key, name in (("caption", "batched_vs_single_caption"),
+                      ("caption_demo_size", "batched_vs_single_caption_demo_size")):
+        if key in report:
+            values[name] = (report[key]["batched_videos_per_s"]
+                            / report[key]["single_videos_per_s"])
     out: dict[str, Any] = {}
     for name, value in values.items():
         out[name] = {"value": round(value, 3), "target": TARGETS[name],
