@@ -79,6 +79,19 @@ def test_beam_size_one_equals_greedy_and_beams_are_valid(name: str) -> None:
         assert len(seq) <= 7 and all(4 <= t < 20 for t in seq)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_batched_beam_search_gives_each_video_what_it_gets_alone(name: str) -> None:
+    """Videos share the batch (and the first step is taken once per video, not per beam)
+    without changing any video's caption."""
+    torch.manual_seed(3)
+    model = build_model(tiny_config(name)).eval()
+    features, mask, _ = batch_inputs(2)
+    together = model.generate(features, mask, beam_size=3, max_len=7)
+    alone = [model.generate(features[i:i + 1], mask[i:i + 1], beam_size=3, max_len=7)[0]
+             for i in range(len(features))]
+    assert together == alone
+
+
 def test_standardisation_buffers_are_used_and_saved() -> None:
     model = build_model(tiny_config("s2vt"))
     assert "feature_mean" in model.state_dict() and "feature_std" in model.state_dict()

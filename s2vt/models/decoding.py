@@ -77,8 +77,19 @@ def beam_search(model: CaptionModel, features: torch.Tensor, feature_mask: torch
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     history = torch.empty(n, 0, dtype=torch.long, device=device)
     offsets = (torch.arange(batch, device=device) * k).unsqueeze(1)
+    first = offsets.view(-1)                                         # beam 0 of each video
     for step in range(max_len):
-        logits, state = model.decode_step(tokens, state, memory, rows, step)
+        if step == 0:
+            # All k beams of a video still hold the same <bos> hypothesis: step one row per
+            # video and give its result to the k beams (the others score -inf anyway).
+            logits, state = model.decode_step(
+                tokens.index_select(0, first),
+                {name: value.index_select(0, first) for name, value in state.items()},
+                memory, rows.index_select(0, first), step)
+            logits = logits.repeat_interleave(k, dim=0)
+            state = {name: value.repeat_interleave(k, dim=0) for name, value in state.items()}
+        else:
+            logits, state = model.decode_step(tokens, state, memory, rows, step)
         logp = _log_probs(logits)
         vocab = logp.shape[-1]
         # A finished beam may only "emit" <eos> again, at no cost and without growing.
