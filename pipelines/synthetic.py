@@ -124,7 +124,7 @@ def run_demo(out: Path, settings: DemoSettings | None = None) -> DemoResult:
                      "config": config_to_dict(train_config)}
         train_steps.append(Step(
             f"train {model_name}", model_dir, train_key,
-            partial(_train, train_config, features, annotations, model_dir, True),
+            partial(_train, train_config, features, annotations, model_dir),
         ))
         for split in SPLITS:
             eval_key = {"stage": "evaluate", "model": fingerprint(train_key), "split": split,
@@ -147,12 +147,11 @@ def run_demo(out: Path, settings: DemoSettings | None = None) -> DemoResult:
     return DemoResult(out=out, scores=scores, sample=sample, table=table)
 
 
-def _train(config: Any, features: Path, annotations: Path, model_dir: Path, progress: bool,
+def _train(config: Any, features: Path, annotations: Path, model_dir: Path,
            resume: bool) -> None:
     from s2vt.training import has_saved_state, train
 
-    train(config, features, annotations, model_dir, resume=resume and has_saved_state(model_dir),
-          progress=progress)
+    train(config, features, annotations, model_dir, resume=resume and has_saved_state(model_dir))
 
 
 def _evaluate(model_dir: Path, features: Path, annotations: Path, out: Path, split: str,

@@ -273,18 +273,8 @@ def load_model_dir(directory: Path, device: str = "cpu") -> LoadedModel:
     # (no memory): a hostile config.json asking for a huge model must not allocate it.
     _check_weight_shapes(weights_path, config)
     model = build_model(config)
-    state = _load_weights(weights_path)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise S2VTError(f"{weights_path} does not fit the model config: missing "
-                        f"{missing[:5]}, unexpected {unexpected[:5]}")
-    for name, tensor in state.items():
-        if tensor.shape != expected[name].shape:
-            raise S2VTError(f"{weights_path}: tensor {name} has shape {tuple(tensor.shape)}, "
-                            f"the config needs {tuple(expected[name].shape)}")
-    model.load_state_dict(state)
+    # Names and shapes were checked above against a model of this very config.
+    model.load_state_dict(_load_weights(weights_path))
     model.to(device).eval()
     return LoadedModel(model=model, config=config, vocab=vocab, encoder_spec=data["encoder"],
                        sampling=data["sampling"], features=dict(data.get("features") or {}),
