@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from videos import write_video
+from videos import extract_job, write_video
 
 import s2vt.extraction as extraction
 from s2vt.cli import main
@@ -265,13 +264,7 @@ def test_default_encoder_end_to_end(tmp_path: Path) -> None:
 
 def test_kill_9_then_rerun(tmp_path: Path) -> None:
     """kill -9 mid-run, then rerun: every file complete, none duplicated, none redone."""
-    videos = tmp_path / "videos"
-    for i in range(10):
-        write_video(videos / f"clip{i}.mp4", num_frames=60, fps=30, width=64, height=48)
-    out = tmp_path / "out"
-    command = [sys.executable, "-m", "s2vt", "extract", str(videos), "--out", str(out),
-               "--encoder", "tiny", "--sampling", "stride", "--stride", "1",
-               "--batch-size", "16", "--workers", "1", "--no-progress"]
+    out, command = extract_job(tmp_path, clips=10)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not list(out.glob("*.npy")) and process.poll() is None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from videos import moving_square_frames, write_video
+from videos import extract_job, moving_square_frames, write_video
 
 from s2vt.cli import main
 from s2vt.features import FeatureStore
@@ -58,22 +58,6 @@ class Payload:
 
 
 # --------------------------------------------------------------------------- makers
-def _encode(path: Path, frames: np.ndarray, codec: str = "libx264", pix_fmt: str = "yuv420p",
-            fps: int = 10, faststart: bool = False) -> Path:
-    options = {"movflags": "faststart"} if faststart else {}
-    with av.open(str(path), mode="w", format="mp4", options=options) as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = pix_fmt
-        stream.options = {"preset": "ultrafast"}
-        for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 def _audio_only(path: Path) -> Path:
     """An mp4 holding one AAC audio stream and no video."""
     with av.open(str(path), mode="w") as container:
@@ -96,13 +80,15 @@ def make_messy_folder(folder: Path) -> Path:
     write_video(folder / "café ünïcode.mp4", num_frames=10, fps=10, width=48, height=64)
     write_video(folder / "one frame.mp4", num_frames=1, width=64, height=48)
     # x264 needs 4:4:4 for odd sizes.
-    _encode(folder / "odd 17x13.mp4", moving_square_frames(8, 17, 13), pix_fmt="yuv444p")
-    _encode(folder / "uhd 4k.mp4", np.full((3, 2160, 3840, 3), 90, np.uint8))
+    write_video(folder / "odd 17x13.mp4", fps=10, frames=moving_square_frames(8, 17, 13),
+                pix_fmt="yuv444p")
+    write_video(folder / "uhd 4k.mp4", fps=10, frames=np.full((3, 2160, 3840, 3), 90, np.uint8))
     (folder / "empty.mp4").write_bytes(b"")
     (folder / "notes.mp4").write_text("these are my holiday notes, not a video\n")
     noise = np.random.default_rng(0).integers(0, 255, (20, 120, 160, 3), dtype=np.uint8)
     for name, faststart in (("cut", False), ("cut faststart", True)):
-        full = _encode(folder / f"{name} full.mp4", noise, faststart=faststart)
+        full = write_video(folder / f"{name} full.mp4", fps=10, frames=noise,
+                           faststart=faststart)
         (folder / f"{name}.mp4").write_bytes(full.read_bytes()[: full.stat().st_size // 2])
         full.unlink()
     _audio_only(folder / "audio.mp4")
@@ -309,13 +295,7 @@ def _kill_when(process: subprocess.Popen, ready: Callable[[], bool]) -> None:
 def test_extract_killed_right_after_creating_the_store_and_mid_rerun(tmp_path: Path) -> None:
     """kill -9 at two more moments than tests/test_extract.py: as soon as the store exists
     (nothing written yet), then in the middle of the rerun; a third run finishes the job."""
-    videos = tmp_path / "videos"
-    for i in range(8):
-        write_video(videos / f"clip{i}.mp4", num_frames=60, fps=30, width=64, height=48)
-    out = tmp_path / "out"
-    command = [sys.executable, "-m", "s2vt", "extract", str(videos), "--out", str(out),
-               "--encoder", "tiny", "--sampling", "stride", "--stride", "1",
-               "--batch-size", "16", "--workers", "1", "--no-progress"]
+    out, command = extract_job(tmp_path, clips=8)
 
     def npys() -> set[str]:
         return {p.name for p in out.glob("*.npy")}

@@ -37,20 +37,6 @@ def square_frame_index(frame: np.ndarray, num_frames: int) -> int:
     return int(round(left * (num_frames - 1) / (SIDE - SQUARE)))
 
 
-def write_raw(path: Path, frames: np.ndarray, codec: str, pix_fmt: str, fps: int = FPS) -> Path:
-    """Encode frames with an explicit codec/pixel format (x264 needs yuv444p for odd sizes)."""
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = pix_fmt
-        for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 @pytest.fixture(scope="module")
 def square_videos(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("videos")
@@ -88,7 +74,7 @@ def test_resize_keeps_aspect_then_centre_crops(tmp_path):
     frames = np.zeros((3, 120, 160, 3), dtype=np.uint8)
     frames[:, :, :20] = 255  # a white band in the left 1/8, cut away by the crop
     frames[:, :, 70:90, 2] = 255  # a blue band in the middle, kept
-    path = write_raw(tmp_path / "bands.mp4", frames, "libx264", "yuv444p")
+    path = write_video(tmp_path / "bands.mp4", fps=FPS, frames=frames, pix_fmt="yuv444p")
     clip = read_clip(path, SamplingConfig(num_frames=3), size=30)
     assert clip.frames.shape == (3, 30, 30, 3)
     assert clip.frames[:, :, 0].mean() < 40  # left edge is not the white band
@@ -103,7 +89,7 @@ def test_resize_keeps_aspect_then_centre_crops(tmp_path):
 )  # fmt: skip
 def test_odd_sized_video(tmp_path, name, codec, pix_fmt):
     frames = moving_square_frames(10, 17, 13)
-    path = write_raw(tmp_path / name, frames, codec, pix_fmt)
+    path = write_video(tmp_path / name, fps=FPS, frames=frames, codec=codec, pix_fmt=pix_fmt)
     for mode in ("uniform", "stride", "fps"):
         clip = read_clip(path, SamplingConfig(mode=mode, num_frames=4, stride=4, fps=5), 16)
         assert clip.total_frames == 10

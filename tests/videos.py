@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,16 @@ def write_video(
     width: int = 160,
     height: int = 120,
     frames: np.ndarray | None = None,
+    *,
+    codec: str | None = None,
+    pix_fmt: str = "yuv420p",
+    faststart: bool = False,
 ) -> Path:
-    """Encode ``frames`` (or a moving square) to ``path``; the codec follows the suffix."""
+    """Encode ``frames`` (or a moving square) to ``path``.
+
+    The codec follows the suffix unless given; x264 needs ``pix_fmt="yuv444p"`` for odd
+    sizes; ``faststart`` moves an mp4's index to the front.
+    """
     import av
 
     path = Path(path)
@@ -44,12 +53,14 @@ def write_video(
     if frames is None:
         frames = moving_square_frames(num_frames, width, height)
     height, width = frames.shape[1:3]
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(CODECS.get(path.suffix, "libx264"), rate=fps)
+    codec = codec or CODECS.get(path.suffix, "libx264")
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), mode="w", options=options) as container:
+        stream = container.add_stream(codec, rate=fps)
         stream.width = width
         stream.height = height
-        stream.pix_fmt = "yuv420p"
-        if path.suffix in (".mp4", ".mkv"):
+        stream.pix_fmt = pix_fmt
+        if codec == "libx264":
             stream.options = {"preset": "ultrafast"}
         for image in frames:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
@@ -58,6 +69,19 @@ def write_video(
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def extract_job(root: Path, clips: int) -> tuple[Path, list[str]]:
+    """``clips`` 60-frame mp4s in ``root/videos`` and an ``s2vt extract`` command line that
+    encodes every frame of them with the tiny encoder into ``root/out`` (slow enough to be
+    killed part-way). Returns (out, command)."""
+    videos, out = root / "videos", root / "out"
+    for i in range(clips):
+        write_video(videos / f"clip{i}.mp4", num_frames=60, fps=30, width=64, height=48)
+    command = [sys.executable, "-m", "s2vt", "extract", str(videos), "--out", str(out),
+               "--encoder", "tiny", "--sampling", "stride", "--stride", "1",
+               "--batch-size", "16", "--workers", "1", "--no-progress"]
+    return out, command
 
 
 def faulty_decode(path: Path, sampling: Any, size: int, **kwargs: Any) -> Any:
