@@ -263,6 +263,9 @@ def test_errors_are_one_clear_line(tmp_path: Path, capsys) -> None:
     assert "nothing to resume" in error_of("--out", out, "--resume")
     assert "split 'test2' has no videos" in error_of(
         "--out", out, "--set", "train_split=test2")
+    assert "captions_per_video must be >= 1, got 0" in error_of(
+        "--out", out, "--set", "captions_per_video=0")
+    assert "optimizer.schedule" in error_of("--out", out, "--set", "optimizer.schedule=linear")
     with pytest.raises(S2VTError, match="annotation file or folder not found"):
         train(small_config(), features, tmp_path / "nope.json", tmp_path / "y")
     with pytest.raises(S2VTError, match="feature store not found"):
