@@ -182,5 +182,8 @@ def _init_worker(threads: int) -> None:
     """Set up a spawned step process: its torch thread count and log output."""
     import torch
 
+    from s2vt.runtime import keep_freed_memory
+
+    keep_freed_memory()
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

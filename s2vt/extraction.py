@@ -46,6 +46,7 @@ import numpy as np
 from s2vt.encoders import EncoderSpec
 from s2vt.errors import ConfigError, S2VTError
 from s2vt.features import FORMAT_VERSION, FeatureStore, meta_difference, meta_mismatch_error
+from s2vt.runtime import keep_freed_memory
 from s2vt.video import VIDEO_EXTENSIONS, SamplingConfig
 
 logger = logging.getLogger(__name__)
@@ -272,6 +273,7 @@ def _worker_main(conn: Any, decode_fn: str, sampling: dict, decode_threads: int)
     """
     # Ctrl-C goes to the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    keep_freed_memory()
     try:
         import av  # noqa: F401  (before decord, always: see s2vt.video)
 

@@ -9,8 +9,9 @@ folder and measures, in this order:
   ``extract`` packs (images per second at the configured batch size and precision);
 - ``extract``: :func:`s2vt.extraction.extract` end to end, start-up included (decode
   workers, encoder build, writing the store);
-- ``naive``: the way reimplementations do it: PyAV decodes every frame in order, PIL
-  resizes each one, and the same encoder runs one frame at a time in fp32;
+- ``naive``: the way reimplementations do it, in a separate process: PyAV decodes every
+  frame in order, PIL resizes each one, and the same network (as loaded: BatchNorm not
+  folded) runs one frame at a time in fp32;
 - ``train``: :func:`s2vt.training.train` on random features with the paper's sizes
   (4096-d, 80 frames, hidden 1000, embed 500), caption pairs per second of the epoch loop;
 - ``caption``: :meth:`s2vt.captioner.Captioner.caption_features` with beam search, a
@@ -267,9 +268,14 @@ def bench_extract(paths: list[Path], out: Path, config: BenchConfig, sampling: A
             "workers": config.workers or default_workers(), "batch_size": config.batch_size}
 
 
-def naive_features(path: Path, encoder: Any, sampling: Any) -> Any:
-    """The usual reimplementation: every frame decoded in order, each resized with PIL,
-    the sampled ones encoded one at a time. Returns (T, D) float32 features."""
+def naive_features(path: Path, encoder: Any, sampling: Any, net: Any = None) -> Any:
+    """The usual reimplementation: every frame decoded in order and converted to an RGB PIL
+    image, each resized with PIL, the sampled ones normalised and run through ``net`` (the
+    encoder's own network by default) one at a time in fp32, a plain module call.
+
+    Returns:
+        (T, D) float32 features.
+    """
     import av
     import numpy as np
     import torch
@@ -277,6 +283,7 @@ def naive_features(path: Path, encoder: Any, sampling: Any) -> Any:
 
     from s2vt.video import sample_indices
 
+    net = encoder.net if net is None else net
     size = encoder.image_size
     images = []
     with av.open(str(path)) as container:
@@ -291,20 +298,47 @@ def naive_features(path: Path, encoder: Any, sampling: Any) -> Any:
             images.append(image.crop((left, top, left + size, top + size)))
     wanted = sample_indices(len(images), fps, sampling)
     rows = []
-    with torch.inference_mode():  # the plain module call, as such scripts do
+    with torch.inference_mode():
         for i in wanted:
-            rows.append(encoder.net(encoder.preprocess(np.asarray(images[i])[None].copy())))
+            pixels = torch.from_numpy(np.array(images[i])).permute(2, 0, 1).float() / 255.0
+            rows.append(net((pixels.unsqueeze(0) - encoder.mean) / encoder.std))
     return torch.cat(rows).float().numpy()
 
 
-def bench_naive(paths: list[Path], encoder: Any, sampling: Any) -> dict[str, Any]:
-    """:func:`naive_features` on every clip (fp32 encoder, batch 1)."""
-    naive_features(paths[0], encoder, sampling)  # warm up
-    seconds, _ = _timed(lambda: [naive_features(p, encoder, sampling) for p in paths])
+def bench_naive(paths: list[Path], spec: Any, sampling: Any,
+                threads: int | None) -> dict[str, Any]:
+    """:func:`naive_features` on every clip, as a separate naive script runs it.
+
+    A fresh interpreter (so without :func:`s2vt.runtime.keep_freed_memory`), the encoder's
+    network as loaded (BatchNorm not folded into the convs, NCHW), fp32, one frame per call.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    fp32 = dataclasses.replace(spec, precision="fp32")
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        seconds = pool.submit(_naive_run, paths, fp32, sampling, threads).result()
     frames = len(paths) * sampling.num_frames
     return {"seconds": round(seconds, 3), "frames": frames,
             "frames_per_s": _rate(frames, seconds), "videos_per_s": _rate(len(paths), seconds),
-            "precision": encoder.precision, "batch_size": 1}
+            "precision": "fp32", "batch_size": 1, "batchnorm_folded": False,
+            "process": "separate"}
+
+
+def _naive_run(paths: list[Path], spec: Any, sampling: Any, threads: int | None) -> float:
+    """:func:`bench_naive`'s measure, in its spawned process: seconds for every clip."""
+    import torch
+
+    from s2vt.encoders import build_encoder
+    from s2vt.encoders.efficientnet import frame_network
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    encoder = build_encoder(spec)  # for its image size and normalisation
+    net = frame_network(spec, fold_batchnorm=False)
+    naive_features(paths[0], encoder, sampling, net)  # warm up
+    seconds, _ = _timed(lambda: [naive_features(p, encoder, sampling, net) for p in paths])
+    return seconds
 
 
 def _vocabulary_words(count: int) -> list[str]:
@@ -581,6 +615,9 @@ def bench_precision(folder: Path, config: BenchConfig) -> dict[str, Any]:
 def _set_torch_threads(threads: int) -> None:
     import torch
 
+    from s2vt.runtime import keep_freed_memory
+
+    keep_freed_memory()
     torch.set_num_threads(threads)
 
 
@@ -657,11 +694,9 @@ def run_benchmark(config: BenchConfig, work: Path | None = None,
         del clips
         logger.info("extract")
         report["extract"] = bench_extract(paths, work / "store", config, sampling, spec)
+        del encoder
         logger.info("naive")
-        fp32 = encoder if encoder.precision == "fp32" else build_encoder(
-            dataclasses.replace(spec, precision="fp32"))
-        report["naive"] = bench_naive(paths, fp32, sampling)
-        del encoder, fp32
+        report["naive"] = bench_naive(paths, spec, sampling, config.threads)
     if "train" in chosen:
         logger.info("train")
         report["train"] = bench_train(work / "train", config)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -128,16 +129,23 @@ def test_sampling_a_long_clip_never_holds_it_in_memory(tmp_path: Path) -> None:
     assert extra < 40, f"reading 32 frames of a long clip took {extra:.0f} MiB more"
 
 
-def test_naive_baseline_computes_the_same_features(tmp_path: Path, random_lite0_encoder) -> None:
-    """The naive path (PyAV every frame, PIL resize, batch 1) does extract's work."""
+def test_naive_baseline_computes_the_same_features(tmp_path: Path) -> None:
+    """The naive path (PyAV every frame, PIL resize, batch 1, BatchNorm not folded) does
+    extract's work."""
+    from s2vt.encoders.efficientnet import frame_network
     from s2vt.speed import BenchConfig, naive_features, write_clips
     from s2vt.video import SamplingConfig, read_clip
 
+    spec = EncoderSpec(weights="random", precision="fp32")
+    torch.manual_seed(0)
+    encoder = build_encoder(spec)
+    torch.manual_seed(0)
+    plain_network = frame_network(spec, fold_batchnorm=False)
     config = BenchConfig(clips=1, width=160, height=120, seconds=0.8, fps=25)
     clip = write_clips(tmp_path / "clips", config)[0]
     sampling = SamplingConfig(num_frames=4)
-    naive = torch.from_numpy(naive_features(clip, random_lite0_encoder, sampling))
-    ours = random_lite0_encoder.encode(read_clip(clip, sampling, 224).frames)
+    naive = torch.from_numpy(naive_features(clip, encoder, sampling, plain_network))
+    ours = encoder.encode(read_clip(clip, sampling, 224).frames)
     assert naive.shape == ours.shape == (4, 1280)
     cosine = torch.nn.functional.cosine_similarity(naive, ours, dim=-1)
     assert bool((cosine > 0.95).all()), cosine
@@ -182,3 +190,10 @@ def test_bench_cli_rejects_bad_sizes(capsys: pytest.CaptureFixture) -> None:
 
     assert main(["bench", "--clips", "0"]) == 2
     assert "--clips must be > 0, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_keep_freed_memory_takes_effect_on_glibc() -> None:
+    from s2vt.runtime import keep_freed_memory
+
+    assert keep_freed_memory()

@@ -13,6 +13,7 @@ import logging
 import sys
 
 from s2vt.errors import S2VTError
+from s2vt.runtime import keep_freed_memory
 
 COMMANDS = ("synth", "extract", "train", "caption", "evaluate", "score", "demo", "run", "bench")
 
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(message)s",
         stream=sys.stderr,
     )
+    keep_freed_memory()
     try:
         return int(args.handler(args) or 0)
     except S2VTError as error:

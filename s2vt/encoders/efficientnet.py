@@ -100,14 +100,25 @@ class _Features(nn.Module):
         return self.model.forward_features(images)
 
 
-def build(spec: EncoderSpec, device: str = "cpu") -> FrameEncoder:
-    """EfficientNet-Lite0 frame encoder: 1280-d (avg) or 5120-d (grid2) per frame."""
+def frame_network(spec: EncoderSpec, fold_batchnorm: bool = True) -> nn.Module:
+    """(N, 3, S, S) images in [-1, 1] -> (N, D) pooled features, in eval mode.
+
+    ``fold_batchnorm=False`` keeps the network as loaded (conv, BN and ReLU6 as separate
+    ops), the way a plain reimplementation runs it: the bench's naive baseline uses it.
+    """
     from s2vt.encoders.lite0 import fuse_batchnorm
 
-    model = fuse_batchnorm(create_model(spec.weights, num_classes=0))
+    model = create_model(spec.weights, num_classes=0)
+    if fold_batchnorm:
+        model = fuse_batchnorm(model)
+    return ConvPool(_Features(model), spec.pool).eval()
+
+
+def build(spec: EncoderSpec, device: str = "cpu") -> FrameEncoder:
+    """EfficientNet-Lite0 frame encoder: 1280-d (avg) or 5120-d (grid2) per frame."""
     pool_factor = 4 if spec.pool == "grid2" else 1
     return FrameEncoder(
-        ConvPool(_Features(model), spec.pool),
+        frame_network(spec),
         spec=spec,
         feature_dim=FEATURE_CHANNELS * pool_factor,
         image_size=spec.image_size or NATIVE_SIZE,
