@@ -180,10 +180,7 @@ def run_steps(steps: list[Step], workers: int = 1) -> list[bool]:
 
 def _init_worker(threads: int) -> None:
     """Set up a spawned step process: its torch thread count and log output."""
-    import torch
+    from s2vt.runtime import prepare_worker
 
-    from s2vt.runtime import keep_freed_memory
-
-    keep_freed_memory()
-    torch.set_num_threads(threads)
+    prepare_worker(threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -48,3 +48,11 @@ def keep_freed_memory() -> bool:
     mmap_ok = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
     trim_ok = mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1
     return mmap_ok and trim_ok
+
+
+def prepare_worker(threads: int) -> None:
+    """Set up a spawned worker process: :func:`keep_freed_memory` and its torch threads."""
+    import torch
+
+    keep_freed_memory()
+    torch.set_num_threads(threads)

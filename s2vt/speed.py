@@ -268,10 +268,10 @@ def bench_extract(paths: list[Path], out: Path, config: BenchConfig, sampling: A
             "workers": config.workers or default_workers(), "batch_size": config.batch_size}
 
 
-def naive_features(path: Path, encoder: Any, sampling: Any, net: Any = None) -> Any:
+def naive_features(path: Path, encoder: Any, sampling: Any, net: Any) -> Any:
     """The usual reimplementation: every frame decoded in order and converted to an RGB PIL
-    image, each resized with PIL, the sampled ones normalised and run through ``net`` (the
-    encoder's own network by default) one at a time in fp32, a plain module call.
+    image, each resized with PIL, the sampled ones normalised with ``encoder``'s mean and
+    std and run through ``net`` one at a time in fp32, a plain module call.
 
     Returns:
         (T, D) float32 features.
@@ -283,7 +283,6 @@ def naive_features(path: Path, encoder: Any, sampling: Any, net: Any = None) -> 
 
     from s2vt.video import sample_indices
 
-    net = encoder.net if net is None else net
     size = encoder.image_size
     images = []
     with av.open(str(path)) as container:
@@ -584,6 +583,7 @@ def bench_precision(folder: Path, config: BenchConfig) -> dict[str, Any]:
     from s2vt.config import load_config
     from s2vt.datasets import load_annotations
     from s2vt.extraction import ExtractConfig, VideoInput, extract
+    from s2vt.runtime import prepare_worker
     from s2vt.synth import synthesize
 
     data, features = folder / "data", folder / "features"
@@ -599,7 +599,7 @@ def bench_precision(folder: Path, config: BenchConfig) -> dict[str, Any]:
             for precision, seed in PRECISION_RUNS]
     threads = max(1, (os.cpu_count() or 1) // 2)
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_set_torch_threads, initargs=(threads,)) as pool:
+                             initializer=prepare_worker, initargs=(threads,)) as pool:
         runs = list(pool.map(_train_precision_run, jobs))
     by_precision = {p: [r["val_CIDEr"] for r in runs if r["precision"] == p]
                     for p in ("fp32", "bf16")}
@@ -610,15 +610,6 @@ def bench_precision(folder: Path, config: BenchConfig) -> dict[str, Any]:
             "runs": runs, "mean_val_CIDEr": {p: round(m, 4) for p, m in means.items()},
             "gap": round(gap, 4), "seed_spread": round(noise, 4),
             "same_within_noise": gap <= noise}
-
-
-def _set_torch_threads(threads: int) -> None:
-    import torch
-
-    from s2vt.runtime import keep_freed_memory
-
-    keep_freed_memory()
-    torch.set_num_threads(threads)
 
 
 def _train_precision_run(job: tuple[str, int, Path, Path, Path, int]) -> dict[str, Any]:
