@@ -11,3 +11,23 @@ class ConfigError(S2VTError):
 
 class VideoError(S2VTError):
     """A video cannot be opened or decoded; the message names the file."""
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """An exception as one short line for a user: its first non-empty line, or its type.
+
+    Decoders and C++ libraries raise multi-line texts with stack dumps; a user (and a
+    failures file read line by line) needs one line.
+
+    Args:
+        error: any exception.
+        limit: the most characters kept.
+
+    Returns:
+        The text, whitespace collapsed, cut to ``limit`` characters.
+    """
+    for line in str(error).splitlines():
+        text = " ".join(line.split())
+        if text:
+            return text[:limit]
+    return type(error).__name__

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from s2vt.devices import resolve_device  # noqa: F401  (re-exported for the encoders)
 from s2vt.encoders.spec import EncoderSpec
 from s2vt.errors import S2VTError
 
@@ -54,19 +55,6 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if device.type == "cpu" and cpu_has_fast_bf16():
         return "bf16"
     return "fp32"
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """A torch device, or S2VTError when CUDA is asked for and absent."""
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise S2VTError(f"unknown device {device!r}; use cpu or cuda") from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise S2VTError(f"device {device!r} asked for but CUDA is not available here; use cpu")
-    if resolved.type not in ("cpu", "cuda"):
-        raise S2VTError(f"unsupported device {device!r}; use cpu or cuda")
-    return resolved
 
 
 def pool_feature_map(feature_map: torch.Tensor, pool: str) -> torch.Tensor:
