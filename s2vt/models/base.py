@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from s2vt.models.config import ModelConfig
+from s2vt.models.decoding import State, beam_search, greedy_search
 
-State = dict[str, torch.Tensor]
+__all__ = ["CaptionModel", "State", "run_lstm"]
 
 
 def run_lstm(lstm: nn.LSTM, inputs, hidden=None):
@@ -104,8 +105,6 @@ class CaptionModel(nn.Module):
         Returns:
             B lists of token ids, without <bos> / <eos>.
         """
-        from s2vt.models.decoding import beam_search, greedy_search
-
         if beam_size < 1 or max_len < 1:
             raise ValueError(f"beam_size and max_len must be >= 1, got {beam_size}, {max_len}")
         was_training = self.training

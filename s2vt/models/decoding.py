@@ -1,15 +1,34 @@
-"""Greedy and beam search over any CaptionModel, batched over videos and beams."""
+"""Greedy and beam search over any model with the two decoding hooks, batched over videos
+and beams.
+
+The searches need only :class:`Decoder` (``init_decoding`` and ``decode_step``), not the
+model base class, so the base class can import them and no import runs in a circle.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
 from s2vt.text import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
-if TYPE_CHECKING:
-    from s2vt.models.base import CaptionModel
+# Named decoding tensors of a batch; every value has the batch (or row) axis first.
+State = dict[str, torch.Tensor]
+
+
+class Decoder(Protocol):
+    """What greedy and beam search call on a model (see :class:`CaptionModel`)."""
+
+    def init_decoding(self, features: torch.Tensor, feature_mask: torch.Tensor,
+                      max_len: int) -> tuple[State, State]:
+        """(B, T, D) features + (B, T) mask -> (memory per video, state per row)."""
+        ...
+
+    def decode_step(self, tokens: torch.Tensor, state: State, memory: State,
+                    rows: torch.Tensor, step: int) -> tuple[torch.Tensor, State]:
+        """Tokens (N,) of N rows (``rows`` (N,) maps row -> video) -> logits (N, V), state."""
+        ...
 
 # Never emitted: padding and <bos> are not words, and an <unk> in a caption reads worse
 # than the next-best real word.
@@ -28,7 +47,7 @@ def _trim(sequence: list[int]) -> list[int]:
     return sequence[: sequence.index(EOS_ID)] if EOS_ID in sequence else sequence
 
 
-def greedy_search(model: CaptionModel, features: torch.Tensor, feature_mask: torch.Tensor,
+def greedy_search(model: Decoder, features: torch.Tensor, feature_mask: torch.Tensor,
                   max_len: int) -> list[list[int]]:
     """Pick the most likely word at each step for every video at once.
 
@@ -53,7 +72,7 @@ def greedy_search(model: CaptionModel, features: torch.Tensor, feature_mask: tor
     return [_trim(seq) for seq in ids]
 
 
-def beam_search(model: CaptionModel, features: torch.Tensor, feature_mask: torch.Tensor,
+def beam_search(model: Decoder, features: torch.Tensor, feature_mask: torch.Tensor,
                 beam_size: int, max_len: int, length_penalty: float) -> list[list[int]]:
     """Beam search with ``beam_size`` beams per video; all B*k beams step together.
 
