@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from s2vt.config import config_from_dict, config_to_dict
-from s2vt.errors import ConfigError, S2VTError
+from s2vt.errors import ConfigError, S2VTError, one_line
 from s2vt.fileio import atomic_write, atomic_write_json
 from s2vt.models.config import ModelConfig
 from s2vt.text import Vocabulary
@@ -189,14 +189,14 @@ def _load_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as error:
-        raise S2VTError(f"{path} is not a valid safetensors file: {error}") from None
+        raise S2VTError(f"{path} is not a valid safetensors file: {one_line(error)}") from None
 
 
 def _skip_normal_init() -> Any:
     """A torch function mode that turns ``normal_`` into a no-op (for meta-device builds).
 
     Why: on the meta device ``normal_`` runs a Python reference that imports
-    ``torch._dynamo`` (1-3 s, most of ``s2vt caption``'s start-up, issue 6); meta tensors
+    ``torch._dynamo`` (1-3 s, most of ``s2vt caption``'s start-up time); meta tensors
     hold no values, so skipping the fill changes nothing.
     """
     import torch
@@ -228,13 +228,13 @@ def _check_weight_shapes(path: Path, config: ModelConfig) -> None:
                         for name, tensor in build_model(config).state_dict().items()}
     except (RuntimeError, ValueError, OverflowError) as error:
         raise S2VTError(f"{path.parent / CONFIG_FILE}: the model config cannot be built "
-                        f"({' '.join(str(error).split())[:200]})") from None
+                        f"({one_line(error)})") from None
     try:
         with safe_open(str(path), framework="pt") as handle:
             names = handle.keys()  # safe_open handles are not iterable
             shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in names}
     except (SafetensorError, OSError, ValueError) as error:
-        raise S2VTError(f"{path} is not a valid safetensors file: {error}") from None
+        raise S2VTError(f"{path} is not a valid safetensors file: {one_line(error)}") from None
     missing = sorted(set(expected) - set(shapes))
     unexpected = sorted(set(shapes) - set(expected))
     if missing or unexpected:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from s2vt.errors import ConfigError
+
 
 @dataclass
 class ModelConfig:
@@ -18,6 +20,9 @@ class ModelConfig:
         hidden_size: LSTM hidden size (paper: 1000).
         dropout: dropout on embeddings and LSTM outputs (paper: 0.5).
         max_frames: the most frame steps a model reads (paper: 80).
+
+    Raises:
+        ConfigError: a value out of range; the message names its key.
     """
 
     name: str = "s2vt"
@@ -31,9 +36,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         for key in ("embed_size", "hidden_size", "max_frames"):
             if getattr(self, key) < 1:
-                raise ValueError(f"model.{key} must be >= 1, got {getattr(self, key)}")
+                raise ConfigError(f"model.{key} must be >= 1, got {getattr(self, key)}")
         for key in ("feature_dim", "vocab_size"):
             if getattr(self, key) < 0:
-                raise ValueError(f"model.{key} must be >= 0, got {getattr(self, key)}")
+                raise ConfigError(f"model.{key} must be >= 0, got {getattr(self, key)}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
