@@ -105,6 +105,21 @@ def test_auto_precision(monkeypatch):
     assert build_encoder(EncoderSpec(name="tiny")).precision == "fp32"
 
 
+def test_assume_fast_bf16_variable_decides_auto(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setenv(encoder_base.ASSUME_FAST_BF16_ENV, "1")
+    assert encoder_base.cpu_has_fast_bf16() is True
+    assert build_encoder(EncoderSpec(name="tiny")).precision == "bf16"
+    monkeypatch.setenv(encoder_base.ASSUME_FAST_BF16_ENV, "0")
+    assert encoder_base.resolve_precision("auto", cpu) == "fp32"
+    assert build_encoder(EncoderSpec(name="tiny")).precision == "fp32"
+    monkeypatch.setenv(encoder_base.ASSUME_FAST_BF16_ENV, "maybe")
+    with pytest.raises(S2VTError, match="S2VT_ASSUME_FAST_BF16='maybe': use 1 or 0"):
+        encoder_base.cpu_has_fast_bf16()
+    monkeypatch.delenv(encoder_base.ASSUME_FAST_BF16_ENV)
+    assert encoder_base.cpu_has_fast_bf16() is encoder_base._cpuinfo_has_fast_bf16()
+
+
 @pytest.mark.parametrize(
     ("name", "dim"), [("vgg16", 4096), ("alexnet", 4096), ("resnet50", 2048), ("resnet152", 2048)]
 )
@@ -137,13 +152,18 @@ def test_local_state_dict_files(tmp_path, photo, default_fp32, package_state):
 
     frames = np.random.default_rng(1).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
     model = create_model("resnet50", "random")
-    random = build_encoder(EncoderSpec(name="resnet50", weights="random", image_size=64))
+    # fp32 on both sides: the comparison below is exact up to fp32 rounding, which bf16
+    # (what precision auto picks on a fast-bf16 CPU) is not.
+    random = build_encoder(
+        EncoderSpec(name="resnet50", weights="random", image_size=64, precision="fp32")
+    )
     trunk = dict(random.net.backbone.body.named_parameters())
     torch.testing.assert_close(trunk["0.weight"], model.conv1.weight)  # seeded: same init
 
     torch.nn.init.normal_(model.layer4[2].conv3.weight)  # now differs from the seeded init
     torch.save(model.state_dict(), tmp_path / "resnet50.pth")
-    spec = EncoderSpec(name="resnet50", weights=str(tmp_path / "resnet50.pth"), image_size=64)
+    spec = EncoderSpec(name="resnet50", weights=str(tmp_path / "resnet50.pth"), image_size=64,
+                       precision="fp32")
     loaded = build_encoder(spec).encode(frames)
     assert not torch.allclose(loaded, random.encode(frames))
     with torch.no_grad():

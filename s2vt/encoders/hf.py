@@ -36,7 +36,7 @@ from s2vt.encoders.base import (
 )
 from s2vt.encoders.registry import HF_PREFIX
 from s2vt.encoders.spec import EncoderSpec
-from s2vt.errors import S2VTError
+from s2vt.errors import S2VTError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -201,8 +201,7 @@ def build(spec: EncoderSpec, device: str = "cpu") -> FrameEncoder:
     except S2VTError:
         raise
     except Exception as error:  # OSError, ValueError (unknown model type), ...
-        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        raise S2VTError(f"cannot load hf model {source!r}: {reason}") from error
+        raise S2VTError(f"cannot load hf model {source!r}: {one_line(error, 200)}") from error
 
     preprocessor = _read_preprocessor(source, local_only)
     default_mean, default_std = _DEFAULT_NORM.get(config.model_type, (IMAGENET_MEAN, IMAGENET_STD))

@@ -2,7 +2,7 @@
 
 Why not ``timm.create_model``: ``import timm`` loads every timm layer plus
 ``torchvision.ops`` and ``torch._dynamo`` (about 3 s of CPU here), which alone broke the
-``s2vt caption`` start-up budget (issue 6); this network needs none of it. The layout
+``s2vt caption`` start-up budget (a few seconds); this network needs none of it. The layout
 (tensor names, shapes, TF "same" padding on strided convs, BN eps 1e-3, ReLU6, skips)
 follows timm exactly, so timm checkpoints load key for key, and
 ``tests/test_encoders.py`` checks the features against an independent timm model.

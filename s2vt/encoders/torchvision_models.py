@@ -24,7 +24,7 @@ from s2vt.encoders.base import (
     resolve_device,
 )
 from s2vt.encoders.spec import EncoderSpec
-from s2vt.errors import S2VTError
+from s2vt.errors import S2VTError, one_line
 
 NATIVE_SIZE = 224
 
@@ -99,7 +99,7 @@ def _pretrained_model(name: str) -> nn.Module:
     try:
         return torchvision.models.get_model(name, weights=weights)
     except Exception as error:  # URLError, OSError, HTTP errors, a corrupt download...
-        reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+        reason = one_line(error, 160)
         raise S2VTError(
             f"cannot get {name} weights {weights} ({reason}); offline? download {weights.url} "
             f"elsewhere and pass --weights PATH, or place {file_name} in "
