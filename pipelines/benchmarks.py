@@ -1,7 +1,7 @@
 """The public-benchmark recipes: MSVD, MSR-VTT and VATEX, from the dataset folder to scores.
 
 ``run_benchmark(name, root, out)`` chains the stages for one benchmark of
-:data:`BENCHMARKS`, each a cached :class:`~pipelines.recipe.Step` (a rerun reuses finished
+:data:`BENCHMARKS`, each a cached :class:`~s2vt.pipelines.recipe.Step` (a rerun reuses finished
 stages, an interrupted one resumes):
 
 1. extract: features of every clip the loader finds under ``root`` (ids are exactly the
@@ -33,10 +33,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.recipe import Step, fingerprint, run_step, split_stage_overrides
 from s2vt.config import config_to_dict, load_config
 from s2vt.errors import S2VTError
 from s2vt.fileio import atomic_write_json
+from s2vt.pipelines import CONFIG_ROOT
+from s2vt.pipelines.recipe import Step, fingerprint, run_step, split_stage_overrides
 
 if TYPE_CHECKING:
     from s2vt.datasets import Annotations
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
 STAGES = ("extract", "train")
 SUMMARY_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
 

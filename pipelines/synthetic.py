@@ -2,7 +2,7 @@
 
 synth -> extract (default encoder) -> train S2VT and the mean-pool baseline -> evaluate
 both on ``test`` and ``test_novel`` -> caption one raw test video -> one comparison table
-and a PNG of the training curves. Each stage is a cached :class:`~pipelines.recipe.Step`,
+and a PNG of the training curves. Each stage is a cached :class:`~s2vt.pipelines.recipe.Step`,
 so a second run with the same settings reuses everything.
 
 Run folder::
@@ -24,14 +24,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pipelines import recipe
-from pipelines.recipe import Step, fingerprint, run_step, run_steps
 from s2vt.config import config_to_dict, load_config
 from s2vt.fileio import atomic_write_json, atomic_write_text
+from s2vt.pipelines import CONFIG_ROOT, recipe
+from s2vt.pipelines.recipe import Step, fingerprint, run_step, run_steps
 
 logger = logging.getLogger(__name__)
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "demo"
+CONFIG_DIR = CONFIG_ROOT / "demo"
 MODELS = ("s2vt", "meanpool")
 SPLITS = ("test", "test_novel")
 TABLE_METRICS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr", "attr_color", "attr_shape", "attr_motion")

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from videos import write_video
 
-from pipelines.benchmarks import BENCHMARKS, RunSettings, load_stage_configs
-from pipelines.recipe import Step, run_step
 from s2vt.cli import main
 from s2vt.datasets import load_annotations
 from s2vt.extraction import ExtractConfig
 from s2vt.metrics import METRIC_KEYS
+from s2vt.pipelines.benchmarks import BENCHMARKS, RunSettings, load_stage_configs
+from s2vt.pipelines.recipe import Step, run_step
 from s2vt.training import TrainConfig
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.recipe import Step, run_step
-from pipelines.synthetic import MODELS, SPLITS, DemoSettings, run_demo, split_stage_overrides
 from s2vt.cli import main
 from s2vt.errors import ConfigError
+from s2vt.pipelines.recipe import Step, run_step
+from s2vt.pipelines.synthetic import MODELS, SPLITS, DemoSettings, run_demo, split_stage_overrides
 
 
 def _counting_step(out: Path, key: dict, calls: list[bool]) -> Step:
@@ -52,6 +52,20 @@ def test_interrupted_step_resumes_with_same_key(tmp_path: Path) -> None:
     assert run_step(_counting_step(out, {"x": 1}, calls)) is True
     assert calls == [True], "same key after an interruption -> the stage resumes"
     assert (out / "partial.txt").exists(), "finished partial work is kept for the stage"
+
+
+def test_recipes_are_installed_under_the_s2vt_name_with_their_configs() -> None:
+    from importlib.metadata import distribution
+
+    from s2vt.pipelines import CONFIG_ROOT
+    from s2vt.pipelines.benchmarks import BENCHMARKS
+
+    top_level = distribution("s2vt").read_text("top_level.txt") or ""
+    assert top_level.split() == ["s2vt"], "no top-level 'pipelines' package may be installed"
+    assert sorted(p.name for p in (CONFIG_ROOT / "demo").glob("*.yaml")) == [
+        "extract.yaml", "meanpool.yaml", "s2vt.yaml"]
+    for benchmark in BENCHMARKS.values():
+        assert (benchmark.config_dir / "train.yaml").is_file(), benchmark.name
 
 
 def test_demo_overrides_name_their_stage() -> None:

@@ -29,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.synthetic import DemoSettings, run_demo, split_stage_overrides
+    from s2vt.pipelines.synthetic import DemoSettings, run_demo, split_stage_overrides
 
     started = time.perf_counter()
     settings = DemoSettings(seed=args.seed, overrides=split_stage_overrides(args.overrides))

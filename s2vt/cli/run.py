@@ -9,7 +9,7 @@ from pathlib import Path
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     # The recipe registry imports no heavy library, so listing its names here stays cheap.
-    from pipelines.benchmarks import benchmark_names
+    from s2vt.pipelines.benchmarks import benchmark_names
 
     parser = subparsers.add_parser(
         "run",
@@ -47,8 +47,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.benchmarks import RunSettings, run_benchmark, split_run_overrides
     from s2vt.errors import S2VTError
+    from s2vt.pipelines.benchmarks import RunSettings, run_benchmark, split_run_overrides
 
     if args.beam_size < 1:
         raise S2VTError(f"--beam-size must be at least 1, got {args.beam_size}")
