@@ -294,10 +294,10 @@ def test_vatex_folder_splits_english_only_and_missing(tmp_path):
 # ----------------------------------------------------------------------------- registry
 
 def test_registry_detection_and_errors(tmp_path):
-    assert set(dataset_names()) == {"msrvtt", "msvd", "vatex", "synthetic"}
+    assert set(dataset_names()) == {"captions", "msrvtt", "msvd", "vatex", "synthetic"}
     assert set(DATASETS) == set(dataset_names())
-    with pytest.raises(S2VTError, match=r"unknown dataset format 'coco' \(known: msrvtt, msvd, "
-                                        r"synthetic, vatex\)"):
+    with pytest.raises(S2VTError, match=r"unknown dataset format 'coco' \(known: captions, "
+                                        r"msrvtt, msvd, synthetic, vatex\)"):
         load_annotations(tmp_path, format="coco")
     with pytest.raises(S2VTError, match="annotation file or folder not found: .*nope.json"):
         load_annotations(tmp_path / "nope.json")

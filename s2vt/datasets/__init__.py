@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from s2vt.datasets import msrvtt, msvd, vatex
+from s2vt.datasets import msrvtt, msvd, owncaptions, vatex
 from s2vt.datasets.core import (
     Annotations,
     Caption,
@@ -65,6 +65,8 @@ def _registry() -> dict[str, DatasetFormat]:
                       "Corpus.csv' (+ youtube_mapping.txt)", msvd.detect, msvd.load),
         DatasetFormat("vatex", "VATEX JSON lists (vatex_training_v1.0.json, ...)",
                       vatex.detect, vatex.load),
+        DatasetFormat("captions", "your own captions.csv (video,caption[,split]) or .jsonl",
+                      owncaptions.detect, owncaptions.load),
         # s2vt synth writes the MSR-VTT layout, so the same loader serves it.
         DatasetFormat("synthetic", "s2vt synth's annotations.json (MSR-VTT layout)",
                       msrvtt.detect, msrvtt.load),
@@ -74,8 +76,9 @@ def _registry() -> dict[str, DatasetFormat]:
 
 DATASETS: dict[str, DatasetFormat] = _registry()
 
-# Order matters: MSR-VTT's test is the loosest (any JSON object), so it goes last.
-_DETECT_ORDER = ("msvd", "vatex", "msrvtt")
+# Order matters: MSR-VTT's test is the loosest (any JSON object), so it goes last; MSVD's
+# corpus CSV is checked before a plain captions CSV.
+_DETECT_ORDER = ("msvd", "captions", "vatex", "msrvtt")
 
 
 def dataset_names() -> list[str]:
