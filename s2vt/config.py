@@ -7,6 +7,7 @@ that names the key, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -56,9 +57,10 @@ def _coerce(hint: Any, value: Any, name: str) -> Any:
         options = typing.get_args(hint)
         if value is None and type(None) in options:
             return None
-        for option in options:
-            if option is type(None):
-                continue
+        real = [option for option in options if option is not type(None)]
+        if len(real) == 1:  # ``X | None``: X's own message says what is expected
+            return _coerce(real[0], value, name)
+        for option in real:
             try:
                 return _coerce(option, value, name)
             except ConfigError:
@@ -82,8 +84,8 @@ def _coerce(hint: Any, value: Any, name: str) -> Any:
         return dict(value)
     if hint is Any:
         return value
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if hint is float:
+        return _to_float(value, name)
     if hint is bool and not isinstance(value, bool):
         raise ConfigError(f"config key '{name}' must be true or false, got {value!r}")
     if hint is int and isinstance(value, bool):
@@ -93,6 +95,22 @@ def _coerce(hint: Any, value: Any, name: str) -> Any:
             f"config key '{name}' must be of type {hint.__name__}, got {value!r}"
         )
     return value
+
+
+# A decimal number as people type it: 5, -2, .5, 1e-3, 2E-4, +1.5e+2. YAML 1.1 (PyYAML) reads
+# exponents without a dot ("1e-3") as strings, so float keys parse these strings themselves.
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _to_float(value: Any, name: str) -> float:
+    """A float config value from a YAML number or a number written as a string."""
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value.strip())
+    raise ConfigError(f"config key '{name}' must be of type float, got {value!r}")
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
