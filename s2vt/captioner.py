@@ -64,13 +64,16 @@ class Captioner:
         """Load a model dir written by ``s2vt train`` (config.json, model.safetensors, vocab.json).
 
         Args:
-            model_dir: the model folder.
+            model_dir: the model folder, or a Hugging Face Hub model (``hf:org/name``, or
+                ``org/name`` when no such folder exists; see :func:`s2vt.hub.resolve_model`).
             device: ``cpu`` or ``cuda``.
             **options: ``beam_size``, ``max_len``, ``batch_size`` defaults for later calls.
         """
         from s2vt.checkpoint import load_model_dir
+        from s2vt.hub import resolve_model
 
-        return cls(load_model_dir(Path(model_dir), device=device), device=device, **options)
+        folder = resolve_model(model_dir, hub_fallback=True)
+        return cls(load_model_dir(folder, device=str(device)), device=device, **options)
 
     # ------------------------------------------------------------------ public calls
     def __call__(

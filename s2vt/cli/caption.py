@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from s2vt.errors import S2VTError
+from s2vt.hub import MODEL_HELP, resolve_model
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -18,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Caption videos (files, folders or glob patterns) with a trained model dir.",
     )
     parser.add_argument("videos", nargs="+", help="video files, folders of videos, or globs")
-    parser.add_argument("--model", required=True, type=Path, help="model dir from `s2vt train`")
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--beam-size", type=int, default=5, help="beam width (1 = greedy)")
     parser.add_argument("--max-len", type=int, default=20, help="longest caption in words")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         raise S2VTError(f"no videos found in {' '.join(args.videos)}")
     captioner = Captioner.from_pretrained(
-        args.model, device=args.device, beam_size=args.beam_size, max_len=args.max_len
+        resolve_model(args.model), device=args.device, beam_size=args.beam_size,
+        max_len=args.max_len,
     )
     results = []
     failed = 0

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from s2vt.errors import S2VTError
+from s2vt.hub import MODEL_HELP, resolve_model
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -19,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "OUT/report.html (self-contained: opens from disk)."
         ),
     )
-    parser.add_argument("--model", required=True, type=Path, help="model dir from `s2vt train`")
+    parser.add_argument("--model", required=True, help=MODEL_HELP)
     parser.add_argument("--features", required=True, type=Path,
                         help="feature store from `s2vt extract`")
     parser.add_argument("--annotations", required=True, type=Path,
@@ -48,11 +49,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     from s2vt.evaluation import evaluate
     from s2vt.metrics import format_table
+    from s2vt.modelcard import record_scores
 
     if args.report_per_group < 1:
         raise S2VTError(f"--report-per-group must be at least 1, got {args.report_per_group}")
+    model_dir = resolve_model(args.model)
     outcome = evaluate(
-        args.model, args.features, args.annotations, args.out,
+        model_dir, args.features, args.annotations, args.out,
         split=args.split, format=args.format, video_root=args.video_root,
         beam_size=args.beam_size, batch_size=args.batch_size, max_len=args.max_len,
         device=args.device, java=False if args.no_java else None,
@@ -66,4 +69,9 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(outcome.result.scores, title=title))
     for path in outcome.files.values():
         print(f"wrote {path}")
+    card = record_scores(model_dir, args.split, outcome.result.scores,
+                         {"videos": len(outcome.predictions), "beam size": args.beam_size,
+                          "METEOR": "Java 1.5" if "METEOR" in outcome.result.scores else "no"})
+    if card is not None:
+        print(f"updated {card}")
     return 0
