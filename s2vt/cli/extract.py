@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from s2vt.devices import DEVICE_HELP
+
 # CLI flag (argparse dest) -> dotted ExtractConfig key.
 _FLAG_KEYS: dict[str, str] = {
     "encoder": "encoder.name",
@@ -55,7 +57,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--fps", type=float, help="fps: frames per second of video")
     parser.add_argument("--max-frames", type=int, help="stride/fps: at most M frames")
     parser.add_argument("--batch-size", type=int, help="frames per encoder call")
-    parser.add_argument("--device", help="cpu or cuda")
+    parser.add_argument("--device", help=DEVICE_HELP)
     parser.add_argument("--workers", type=int, help="decoding processes")
     parser.add_argument("--threads", type=int, help="torch threads for the encoder")
     parser.add_argument("--decode-timeout", type=float, help="seconds per video before failing it")
@@ -84,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from s2vt.config import load_config
-    from s2vt.extraction import ExtractConfig, extract, parse_shard, resolve_inputs
+    from s2vt.extraction import ExtractConfig, extract
     from s2vt.features import shard_failures_name
+    from s2vt.inputs import parse_shard, resolve_inputs
 
     config = load_config(ExtractConfig, args.config, args.overrides, _flag_values(args))
     inputs = resolve_inputs(args.input)
