@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from s2vt.devices import resolve_device
 from s2vt.errors import S2VTError
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
     from s2vt.checkpoint import LoadedModel
     from s2vt.encoders import FrameEncoder
@@ -45,13 +47,13 @@ class Captioner:
     def __init__(
         self,
         loaded: LoadedModel,
-        device: str = "cpu",
+        device: str | torch.device = "cpu",
         beam_size: int = 5,
         max_len: int = 20,
         batch_size: int = 64,
     ) -> None:
         self.loaded = loaded
-        self.device = device
+        self.device = resolve_device(device)
         self.beam_size = beam_size
         self.max_len = max_len
         self.batch_size = batch_size
@@ -59,19 +61,20 @@ class Captioner:
 
     @classmethod
     def from_pretrained(
-        cls, model_dir: str | Path, device: str = "cpu", **options: Any
+        cls, model_dir: str | Path, device: str | torch.device = "cpu", **options: Any
     ) -> Captioner:
         """Load a model dir written by ``s2vt train`` (config.json, model.safetensors, vocab.json).
 
         Args:
             model_dir: the model folder, or a Hugging Face Hub model (``hf:org/name``, or
                 ``org/name`` when no such folder exists; see :func:`s2vt.hub.resolve_model`).
-            device: ``cpu`` or ``cuda``.
+            device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
             **options: ``beam_size``, ``max_len``, ``batch_size`` defaults for later calls.
         """
         from s2vt.checkpoint import load_model_dir
         from s2vt.hub import resolve_model
 
+        device = resolve_device(device)
         folder = resolve_model(model_dir, hub_fallback=True)
         return cls(load_model_dir(folder, device=str(device)), device=device, **options)
 

@@ -292,7 +292,7 @@ def evaluate(
         beam_size: beam width (1 = greedy).
         batch_size: videos captioned per batch.
         max_len: longest caption in words.
-        device: ``cpu`` or ``cuda``.
+        device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
         java: see :func:`s2vt.metrics.score_captions`.
         skip_missing: leave out videos without features instead of failing.
         report: write report.html.

@@ -1,4 +1,4 @@
-"""Reliability (issue 7): messy video folders, contained decoder crashes, kill -9, hostile
+"""Reliability: messy video folders, contained decoder crashes, kill -9, hostile
 files and ids, and wrong combinations of artifacts: each ends in a clear, safe outcome.
 
 Every bad file is made on the fly. What other test files already show is not repeated
@@ -280,6 +280,36 @@ def test_caption_contains_crashing_and_hanging_decoders(
     assert all(r.error is None for r in inline)
 
 
+def test_caption_keeps_two_encodings_of_one_stem_apart_on_device_auto(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """a.mp4 and a.webm in one folder: one caption each, under its own path, each the
+    caption that file gets alone (the two hold different motion)."""
+    from s2vt.captioner import Captioner
+
+    mp4 = write_video(tmp_path / "v" / "a.mp4", num_frames=12, fps=10, width=64, height=48)
+    webm = write_video(tmp_path / "v" / "a.webm", fps=10,
+                       frames=moving_square_frames(12, 64, 48)[::-1])
+    code = main(["caption", str(tmp_path / "v"), "--model", str(model_dir), "--beam-size",
+                 "1", "--json", "--device", "auto"])
+    assert code == 0, capsys.readouterr().err
+    results = json.loads(capsys.readouterr().out)
+    assert [r["path"] for r in results] == [str(mp4), str(webm)]
+    captioner = Captioner.from_pretrained(model_dir, device="auto", beam_size=1)
+    assert captioner.device.type in ("cpu", "cuda")
+    for result, path in zip(results, (mp4, webm), strict=True):
+        assert result["caption"] == captioner(path)
+
+
+def test_evaluate_takes_device_auto(combos: dict[str, Path], tmp_path: Path) -> None:
+    command = ["evaluate", "--model", str(combos["model"]), "--features", str(combos["store"]),
+               "--annotations", str(combos["annotations"]), "--out", str(tmp_path / "eval"),
+               "--no-java", "--device", "auto"]
+    assert main(command) == 0
+    predictions = json.loads((tmp_path / "eval" / "predictions.json").read_text())
+    assert sorted(p["video_id"] for p in predictions) == ["v0", "v1", "v2"]
+
+
 # --------------------------------------------------------------------------- killed runs
 def _kill_when(process: subprocess.Popen, ready: Callable[[], bool]) -> None:
     deadline = time.monotonic() + 120
@@ -539,6 +569,13 @@ WRONG = {
         lambda c: ["caption", str(c["videos"] / "v0.mp4"), str(c["videos"] / "v0.mp4"),
                    "--model", str(c["model64"])],
         "expects 64-dim features but its encoder 'tiny' gives 48-dim features"),
+    "caption: unknown device": (
+        lambda c: ["caption", str(c["videos"] / "v0.mp4"), "--model", str(c["model"]),
+                   "--device", "gpu"],
+        "unknown device 'gpu'; use auto (CUDA when available, else CPU), cpu, cuda or cuda:N"),
+    "evaluate: unknown device": (
+        lambda c: _evaluate(c, "store", "annotations", "--device", "gpu"),
+        "unknown device 'gpu'; use auto (CUDA when available, else CPU), cpu, cuda or cuda:N"),
     "train: config file with an unknown key": (
         lambda c: _train(c, "--config", str(c["root"] / "bad_train.yaml")),
         "unknown config key 'learning_rate'"),

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from s2vt.devices import DEVICE_HELP
 from s2vt.errors import S2VTError
 from s2vt.hub import MODEL_HELP, resolve_model
 
@@ -23,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--beam-size", type=int, default=5, help="beam width (1 = greedy)")
     parser.add_argument("--max-len", type=int, default=20, help="longest caption in words")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
     return parser
 
 
