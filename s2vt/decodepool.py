@@ -80,7 +80,8 @@ def _worker_main(conn: Any, decode_fn: str, sampling: dict, decode_threads: int)
             message = ("ok", video_id, clip.frames, clip.indices, clip.timestamps,
                        float(clip.fps))
         except Exception as error:
-            message = ("error", video_id, one_line(error))
+            # The reason names the file: keep it whole for long paths.
+            message = ("error", video_id, one_line(error, limit=2000))
         try:
             conn.send(message)
         except (BrokenPipeError, OSError):
