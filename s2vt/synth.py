@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from s2vt.errors import S2VTError
 from s2vt.fileio import atomic_write_json
+from s2vt.videowriter import write_video
 
 if TYPE_CHECKING:
     import numpy as np
@@ -469,40 +470,25 @@ def render_frames(spec: ClipSpec) -> Any:
         yield frame
 
 
+# Encoder settings per codec; codecs not named here get a bit rate of 1.5 Mbit/s.
+ENCODER_SETTINGS: dict[str, dict[str, Any]] = {
+    "libx264": {"options": {"preset": "ultrafast", "crf": "20"}},
+    "libvpx-vp9": {"options": {"deadline": "realtime", "cpu-used": "8", "crf": "30",
+                               "b": "0", "row-mt": "0"}},
+}
+
+
 def encode_clip(spec: ClipSpec, out_dir: Path) -> str:
     """Render and encode one clip to ``out_dir / spec.file`` (temp file, then rename).
 
     Returns:
         The clip's video id.
     """
-    import av
-
-    path = out_dir / spec.file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        with av.open(str(tmp), mode="w") as container:
-            stream = container.add_stream(spec.codec, rate=spec.fps)
-            stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
-            # One thread per encoder: the pool parallelises clips, and single-threaded
-            # encoders are bit-for-bit reproducible.
-            stream.codec_context.thread_count = 1
-            if spec.codec == "libx264":
-                stream.options = {"preset": "ultrafast", "crf": "20"}
-            elif spec.codec == "libvpx-vp9":
-                stream.options = {"deadline": "realtime", "cpu-used": "8", "crf": "30",
-                                  "b": "0", "row-mt": "0"}
-            else:
-                stream.bit_rate = 1_500_000
-            for image in render_frames(spec):
-                for packet in stream.encode(av.VideoFrame.from_image(image)):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    settings = ENCODER_SETTINGS.get(spec.codec, {"bit_rate": 1_500_000})
+    # One thread per encoder: the pool parallelises clips, and single-threaded encoders
+    # are bit-for-bit reproducible.
+    write_video(out_dir / spec.file, render_frames(spec), spec.fps, codec=spec.codec,
+                threads=1, **settings)
     return spec.video_id
 
 
