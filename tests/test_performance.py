@@ -1,5 +1,6 @@
-"""Performance behaviour (issue 6), never timings: cheap imports, the fast encoder path
-computes the same features, long clips stay bounded in memory, the benchmark's parts.
+"""Performance behaviour, never timings: cheap imports, the fast encoder path computes the
+same features, long clips stay bounded in memory, the benchmark's parts and its precision
+experiment.
 
 bf16 vs fp32 features (cosine >= 0.99) are checked in tests/test_encoders.py."""
 
@@ -7,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -48,17 +48,17 @@ def random_lite0_encoder():
     return build_encoder(EncoderSpec(weights="random", precision="fp32"))
 
 
-def _caption_model_dir(folder: Path) -> Path:
-    from s2vt.speed import _caption_model_dir
+def _random_model_dir(folder: Path) -> Path:
+    from s2vt.bench.caption import caption_model_dir
 
     spec = dataclasses.asdict(EncoderSpec(weights="random"))
     sampling = {"mode": "uniform", "num_frames": 4, "stride": 10, "fps": 1.0, "max_frames": 80}
-    return _caption_model_dir(folder, 1280, 40, 8, spec, sampling)
+    return caption_model_dir(folder, 1280, 40, 8, spec, sampling)
 
 
 def test_caption_path_loads_only_what_it_needs(tmp_path: Path, make_video) -> None:
     clip = make_video("clip.mp4", num_frames=12)
-    model = _caption_model_dir(tmp_path / "model")
+    model = _random_model_dir(tmp_path / "model")
     out = _python(
         "import sys, json, io, contextlib\n"
         "from s2vt.cli import main\n"
@@ -120,7 +120,7 @@ def _peak_read_mib(clip: Path, frames: int) -> float:
 
 
 def test_sampling_a_long_clip_never_holds_it_in_memory(tmp_path: Path) -> None:
-    from s2vt.speed import write_long_clip
+    from s2vt.bench.clips import write_long_clip
 
     # 2 minutes at 10 fps: decoded whole at 224 px it would take 1200 * 196 KiB = 230 MiB.
     long_clip = write_long_clip(tmp_path / "long.mp4", minutes=2)
@@ -132,8 +132,10 @@ def test_sampling_a_long_clip_never_holds_it_in_memory(tmp_path: Path) -> None:
 def test_naive_baseline_computes_the_same_features(tmp_path: Path) -> None:
     """The naive path (PyAV every frame, PIL resize, batch 1, BatchNorm not folded) does
     extract's work."""
+    from s2vt.bench.clips import write_clips
+    from s2vt.bench.config import BenchConfig
+    from s2vt.bench.naive import naive_features
     from s2vt.encoders.efficientnet import frame_network
-    from s2vt.speed import BenchConfig, naive_features, write_clips
     from s2vt.video import SamplingConfig, read_clip
 
     spec = EncoderSpec(weights="random", precision="fp32")
@@ -151,8 +153,8 @@ def test_naive_baseline_computes_the_same_features(tmp_path: Path) -> None:
     assert bool((cosine > 0.95).all()), cosine
 
 
-def test_ratios_against_the_issue_targets() -> None:
-    from s2vt.speed import ratios
+def test_ratios_against_their_targets() -> None:
+    from s2vt.bench.harness import ratios
 
     report = {
         "encoder": {"images_per_s": 100.0},
@@ -167,22 +169,80 @@ def test_ratios_against_the_issue_targets() -> None:
     assert out["batched_vs_single_caption"] == {"value": 4.0, "target": 5.0, "met": False}
     assert out["caption_cli_seconds"]["met"] is False
     assert ratios({}) == {}
-    precision = ratios({"precision": {"gap": 0.05, "seed_spread": 0.08}})
-    assert precision["bf16_vs_fp32_val_CIDEr_gap"]["met"] is True
+    # The precision experiment is not a speed figure: its result never enters the ratios.
+    assert ratios({"precision": {"gap": 0.05, "seed_spread": 0.08}}) == {}
 
 
-def test_bench_precision_trains_both_precisions_with_two_seeds(tmp_path: Path) -> None:
-    """The bf16-vs-fp32 stage on a tiny benchmark: four real runs and a verdict."""
-    from s2vt.speed import BenchConfig, bench_precision
+def test_stage_registry_drives_the_cli(capsys: pytest.CaptureFixture) -> None:
+    from s2vt.bench.harness import DEFAULT_STAGES, EXPERIMENTS, STAGES
+    from s2vt.cli import build_parser
 
-    config = dataclasses.replace(BenchConfig(), precision_videos=24, precision_epochs=1)
+    assert list(STAGES)[: len(DEFAULT_STAGES)] == list(DEFAULT_STAGES)
+    assert "precision" not in STAGES and "precision" in EXPERIMENTS
+    parser = build_parser()
+    for name in STAGES:
+        assert parser.parse_args(["bench", "--only", name]).only == [name]
+    for name in EXPERIMENTS:
+        assert parser.parse_args(["bench", "--experiment", name]).experiment == name
+    for argv in (["bench", "--only", "precision"],
+                 ["bench", "--only", "score", "--experiment", "precision"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+    capsys.readouterr()
+
+
+def _runs(cider: dict[str, list[float]], bleu: dict[str, list[float]]) -> list[dict]:
+    return [{"precision": precision, "seed": seed, "val_CIDEr": cider[precision][seed],
+             "val_BLEU-4": bleu[precision][seed]}
+            for precision in ("fp32", "bf16") for seed in (0, 1)]
+
+
+def test_precision_verdict_compares_the_cider_gap_with_the_seed_spread() -> None:
+    from s2vt.bench.experiments.precision import verdict
+
+    # Within noise by CIDEr (gap 0.05 <= spread 0.2), far apart by BLEU-4: a verdict
+    # that compared any other figure, or the wrong spread, would say otherwise.
+    close = verdict(_runs({"fp32": [1.0, 1.2], "bf16": [1.1, 1.2]},
+                          {"fp32": [0.10, 0.11], "bf16": [0.50, 0.51]}))
+    assert close == {"mean_val_CIDEr": {"fp32": 1.1, "bf16": 1.15}, "gap": 0.05,
+                     "seed_spread": 0.2, "same_within_noise": True}
+    # Apart by CIDEr (gap 0.5 > spread 0.1), the same by BLEU-4.
+    apart = verdict(_runs({"fp32": [1.0, 1.1], "bf16": [1.55, 1.55]},
+                          {"fp32": [0.30, 0.40], "bf16": [0.35, 0.35]}))
+    assert apart == {"mean_val_CIDEr": {"fp32": 1.05, "bf16": 1.55}, "gap": 0.5,
+                     "seed_spread": 0.1, "same_within_noise": False}
+
+
+def test_precision_run_reports_its_best_epoch_not_its_last() -> None:
+    from s2vt.bench.experiments.precision import best_figures
+
+    history = [{"epoch": e, "val": {"CIDEr": c, "BLEU-4": b}}
+               for e, c, b in ((1, 0.5, 0.31), (2, 0.812345, 0.2), (3, 0.7, 0.4))]
+    assert best_figures(history, 2) == {"best_epoch": 2, "val_CIDEr": 0.8123,
+                                        "val_BLEU-4": 0.2}
+
+
+def test_bench_precision_reports_what_its_runs_logged(tmp_path: Path) -> None:
+    """The experiment end to end on a tiny benchmark: four real runs (two precisions, two
+    seeds, in spawned workers), each reporting the best epoch of its own metrics log."""
+    from s2vt.bench.config import BenchConfig
+    from s2vt.bench.experiments.precision import RUNS, bench_precision, run_folder, verdict
+
+    config = dataclasses.replace(BenchConfig(), precision_videos=24, precision_epochs=2)
     result = bench_precision(tmp_path, config)
-    runs = {(run["precision"], run["seed"]): run for run in result["runs"]}
-    assert set(runs) == {("fp32", 0), ("fp32", 1), ("bf16", 0), ("bf16", 1)}
-    assert all(run["val_CIDEr"] >= 0 and run["best_epoch"] == 1 for run in runs.values())
-    assert runs[("fp32", 0)]["val_CIDEr"] != runs[("fp32", 1)]["val_CIDEr"]  # seeds differ
-    assert set(result["mean_val_CIDEr"]) == {"fp32", "bf16"}
-    assert result["same_within_noise"] == (result["gap"] <= result["seed_spread"])
+    assert [(run["precision"], run["seed"]) for run in result["runs"]] == list(RUNS)
+    for run in result["runs"]:
+        log = run_folder(tmp_path, run["precision"], run["seed"]) / "metrics.jsonl"
+        rows = [json.loads(line) for line in log.read_text().splitlines()]
+        assert [row["epoch"] for row in rows] == [1, 2]
+        best = next(row for row in rows if row["epoch"] == rows[-1]["best_epoch"])
+        assert run["best_epoch"] == best["epoch"]
+        assert run["val_CIDEr"] == round(best["val"]["CIDEr"], 4)
+        assert run["val_BLEU-4"] == round(best["val"]["BLEU-4"], 4)
+    by_run = {(run["precision"], run["seed"]): run for run in result["runs"]}
+    assert by_run[("fp32", 0)]["val_CIDEr"] != by_run[("fp32", 1)]["val_CIDEr"]  # seeds differ
+    assert {k: result[k] for k in ("mean_val_CIDEr", "gap", "seed_spread",
+                                   "same_within_noise")} == verdict(result["runs"])
 
 
 def test_bench_cli_rejects_bad_sizes(capsys: pytest.CaptureFixture) -> None:
@@ -190,10 +250,3 @@ def test_bench_cli_rejects_bad_sizes(capsys: pytest.CaptureFixture) -> None:
 
     assert main(["bench", "--clips", "0"]) == 2
     assert "--clips must be > 0, got 0" in capsys.readouterr().err
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_keep_freed_memory_takes_effect_on_glibc() -> None:
-    from s2vt.runtime import keep_freed_memory
-
-    assert keep_freed_memory()
