@@ -143,10 +143,9 @@ class Captioner:
         Returns:
             One caption per array.
         """
-        import numpy as np
         import torch
 
-        from s2vt.features import fit_frames
+        from s2vt.models.inputs import fit_frames, pad_frames
 
         beam = self.beam_size if beam_size is None else beam_size
         expected = self.loaded.config.feature_dim
@@ -162,19 +161,9 @@ class Captioner:
                     )
             # Long videos are subsampled evenly, exactly as training did.
             chunk = [fit_frames(array, self.loaded.config.max_frames) for array in chunk]
-            max_t = max(a.shape[0] for a in chunk)
-            batch = np.zeros((len(chunk), max_t, expected), dtype=np.float32)
-            mask = np.zeros((len(chunk), max_t), dtype=bool)
-            for row, array in enumerate(chunk):
-                batch[row, : len(array)] = array
-                mask[row, : len(array)] = True
+            batch, mask = pad_frames(chunk, self.device)
             with torch.inference_mode():
-                token_lists = model.generate(
-                    torch.from_numpy(batch).to(self.device),
-                    torch.from_numpy(mask).to(self.device),
-                    beam_size=beam,
-                    max_len=self.max_len,
-                )
+                token_lists = model.generate(batch, mask, beam_size=beam, max_len=self.max_len)
             captions.extend(self.loaded.vocab.decode(tokens) for tokens in token_lists)
         return captions
 

@@ -550,15 +550,3 @@ def _create_exclusive(path: Path, payload: bytes) -> None:
             return
         except (OSError, ValueError):
             time.sleep(0.05)
-
-
-def fit_frames(features: np.ndarray, max_frames: int) -> np.ndarray:
-    """Evenly subsample ``(T, D)`` features to at most ``max_frames`` rows.
-
-    Training and inference both go through this, so a model sees the same frames of a
-    long video whether it reads them from a store or from the raw file.
-    """
-    if len(features) <= max_frames:
-        return features
-    keep = np.linspace(0, len(features) - 1, max_frames).round().astype(np.int64)
-    return features[keep]

@@ -21,7 +21,9 @@ from s2vt.config import load_config
 from s2vt.errors import ConfigError, S2VTError
 from s2vt.features import FeatureStore
 from s2vt.training import (
+    OptimizerConfig,
     TrainConfig,
+    build_optimizer,
     grouped_pair_order,
     load_train_state,
     shard_batches,
@@ -133,13 +135,13 @@ def test_resume_is_exact(tmp_path: Path) -> None:
 def test_mid_epoch_resume_is_exact(tmp_path: Path, monkeypatch, captions_per_video: int,
                                    schedule: str) -> None:
     """Interrupt inside epoch 2 (after the state saved at step 7), resume, same weights."""
-    import s2vt.training as training
+    from s2vt.training.trainer import Trainer
 
     features, ann = make_data(tmp_path)
     config = small_config(epochs=2, save_every_steps=7, captions_per_video=captions_per_video,
                           **{"optimizer.schedule": schedule})
     train(config, features, ann, tmp_path / "straight", progress=False)
-    original = training._Trainer._train_step
+    original = Trainer._train_step
     done = {"steps": 0}
 
     def interrupted_step(self, batch):
@@ -149,10 +151,10 @@ def test_mid_epoch_resume_is_exact(tmp_path: Path, monkeypatch, captions_per_vid
         return original(self, batch)
 
     out = tmp_path / "interrupted"
-    monkeypatch.setattr(training._Trainer, "_train_step", interrupted_step)
+    monkeypatch.setattr(Trainer, "_train_step", interrupted_step)
     with pytest.raises(KeyboardInterrupt):
         train(config, features, ann, out, progress=False)
-    monkeypatch.setattr(training._Trainer, "_train_step", original)
+    monkeypatch.setattr(Trainer, "_train_step", original)
     state = load_train_state(out / "train_state.pt")
     assert (state["epoch"], state["batch_in_epoch"], state["step"]) == (1, 2, 7)
     train(config, features, ann, out, resume=True, progress=False)
@@ -320,3 +322,62 @@ def test_pickle_payload_in_train_state_is_refused(tmp_path: Path) -> None:
         train(small_config(epochs=2), features, ann, tmp_path / "run", resume=True)
     assert not marker.exists()
     assert os.path.exists(tmp_path / "run" / "model.safetensors")
+
+
+@pytest.mark.parametrize(("cls", "values", "key"), [
+    (OptimizerConfig, {"lr": 0.0}, "optimizer.lr"),
+    (OptimizerConfig, {"weight_decay": -1.0}, "optimizer.weight_decay"),
+    (OptimizerConfig, {"betas": [0.9]}, "optimizer.betas"),
+    (TrainConfig, {"batch_size": 0}, "batch_size"),
+    (TrainConfig, {"patience": -1}, "patience"),
+    (TrainConfig, {"label_smoothing": 1.0}, "label_smoothing"),
+])
+def test_bad_values_are_a_config_error_naming_the_key(cls, values: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{key} must be"):
+        cls(**values)
+
+
+def _optimizer_of(monkeypatch, adam_class: type) -> torch.optim.Optimizer:
+    monkeypatch.setattr(torch.optim, "Adam", adam_class)
+    model = torch.nn.Linear(3, 2)
+    return build_optimizer(model.parameters(), OptimizerConfig(lr=0.1), torch.device("cpu"))
+
+
+def test_fused_adam_is_used_only_where_the_installed_torch_supports_it(monkeypatch) -> None:
+    built: list[dict] = []
+
+    class NoFusedArgument(torch.optim.Adam):
+        """Adam of a torch that has no ``fused`` argument at all."""
+
+        def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), weight_decay=0.0):
+            built.append({"lr": lr})
+            super().__init__(params, lr=lr, betas=betas, weight_decay=weight_decay)
+
+    class FusedOnCudaOnly(torch.optim.Adam):
+        """Adam of a torch whose fused kernel exists for CUDA only (as before torch 2.4)."""
+
+        def step(self, closure=None):
+            if self.defaults.get("fused"):
+                raise RuntimeError("`fused=True` requires all the params to be floating "
+                                   "point Tensors of supported devices: ['cuda']")
+            return super().step(closure)
+
+    optimizer = _optimizer_of(monkeypatch, NoFusedArgument)
+    assert isinstance(optimizer, NoFusedArgument) and not optimizer.defaults.get("fused")
+    assert built == [{"lr": 0.1}]
+    optimizer = _optimizer_of(monkeypatch, FusedOnCudaOnly)
+    assert isinstance(optimizer, FusedOnCudaOnly) and not optimizer.defaults.get("fused")
+    optimizer.step()    # the plain implementation runs
+
+
+@pytest.mark.skipif(tuple(int(x) for x in torch.__version__.split(".")[:2]) < (2, 4),
+                    reason="torch before 2.4 has no fused Adam on the CPU")
+def test_fused_adam_on_a_cpu_torch_that_has_it(monkeypatch) -> None:
+    optimizer = _optimizer_of(monkeypatch, torch.optim.Adam)
+    assert optimizer.defaults["fused"] is True
+
+
+def test_unknown_device_is_one_clear_error(tmp_path: Path) -> None:
+    features, ann = make_data(tmp_path)
+    with pytest.raises(S2VTError, match="unknown device 'tpu'"):
+        train(small_config(device="tpu"), features, ann, tmp_path / "run")
