@@ -11,7 +11,7 @@ import torch
 
 from s2vt.checkpoint import load_model_dir, save_model_dir
 from s2vt.errors import S2VTError
-from s2vt.models import ModelConfig, build_model
+from s2vt.models import ModelConfig, build_model, model_names
 from s2vt.text import Vocabulary
 
 ENCODER = {"name": "tiny", "weights": None, "pool": "avg", "image_size": 32, "precision": "auto"}
@@ -46,7 +46,7 @@ def make_dir(tmp_path: Path, name: str = "s2vt") -> tuple[Path, object, Vocabula
     return out, model.eval(), vocab
 
 
-@pytest.mark.parametrize("name", ["s2vt", "meanpool"])
+@pytest.mark.parametrize("name", model_names())
 def test_round_trip_gives_identical_outputs(tmp_path: Path, name: str) -> None:
     out, model, vocab = make_dir(tmp_path, name)
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors",

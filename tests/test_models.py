@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from s2vt.errors import ConfigError
-from s2vt.models import ModelConfig, build_model
+from s2vt.models import ModelConfig, build_model, model_names
+from s2vt.models.inputs import fit_frames, pad_frames
 from s2vt.text import BOS_ID, EOS_ID, PAD_ID, Vocabulary
 
-NAMES = ["s2vt", "meanpool"]
+# Every registered model, so a newly registered one cannot skip these tests.
+NAMES = model_names()
 
 
 # Tiny models run fastest on one thread (see tests/conftest.py).
@@ -110,8 +113,51 @@ def test_bad_inputs_and_unknown_model() -> None:
         model(features, mask.flip(1), tokens)
     with pytest.raises(ValueError, match="features must be"):
         model(features[..., :5], mask, tokens)
-    with pytest.raises(ConfigError, match="unknown model 'lstm'.*meanpool, s2vt"):
+    with pytest.raises(ConfigError, match=f"unknown model 'lstm'.*{', '.join(NAMES)}"):
         build_model(tiny_config("lstm"))
+
+
+def test_registry_is_what_the_tests_iterate() -> None:
+    """The parametrized tests above take their names from the registry, which holds at
+    least the paper's model and the baseline."""
+    from s2vt.models import MODELS
+
+    assert set(NAMES) == set(MODELS) and {"s2vt", "meanpool"} <= set(NAMES)
+
+
+@pytest.mark.parametrize(("key", "value"), [("embed_size", 0), ("hidden_size", 0),
+                                            ("max_frames", 0), ("feature_dim", -1),
+                                            ("vocab_size", -1), ("dropout", 1.0)])
+def test_bad_model_config_is_a_config_error_naming_the_key(key: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=rf"^model\.{key} must be"):
+        ModelConfig(**{key: value})
+
+
+def test_fit_frames_keeps_short_videos_and_subsamples_long_ones_evenly() -> None:
+    short = np.arange(10, dtype=np.float16).reshape(5, 2)
+    assert fit_frames(short, 5) is short
+    long = np.arange(20, dtype=np.float16).reshape(10, 2)
+    fitted = fit_frames(long, 4)
+    # rows 0, 3, 6, 9: the first and the last frame, evenly spaced between
+    np.testing.assert_array_equal(fitted[:, 0], [0, 6, 12, 18])
+    assert fitted.dtype == np.float16 and fitted.shape == (4, 2)
+
+
+def test_pad_frames_right_pads_with_zeros_and_masks_real_frames() -> None:
+    videos = [torch.full((3, 2), 1.5, dtype=torch.float16), np.full((1, 2), -2.0, np.float32),
+              torch.arange(8.0).reshape(4, 2)]
+    frames, mask = pad_frames(videos)
+    assert frames.shape == (3, 4, 2) and frames.dtype == torch.float32
+    assert mask.dtype == torch.bool
+    assert mask.tolist() == [[True] * 3 + [False], [True] + [False] * 3, [True] * 4]
+    assert torch.equal(frames[0, :3], torch.full((3, 2), 1.5))
+    assert torch.equal(frames[1, 0], torch.tensor([-2.0, -2.0]))
+    assert torch.equal(frames[2], torch.arange(8.0).reshape(4, 2))
+    assert not frames[~mask].any()
+    with pytest.raises(ValueError, match="at least one video"):
+        pad_frames([])
+    with pytest.raises(ValueError, match="one D"):
+        pad_frames([torch.zeros(2, 3), torch.zeros(2, 4)])
 
 
 CAPTIONS = [
@@ -174,7 +220,7 @@ def test_cpu_bf16_autocast_runs_and_stays_close(name: str) -> None:
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
-@pytest.mark.parametrize("name", ["s2vt", "meanpool"])
+@pytest.mark.parametrize("name", NAMES)
 def test_shared_video_pass_equals_one_pass_per_caption(name: str) -> None:
     """forward(..., video_index) runs each video once and gives the per-caption logits."""
     torch.manual_seed(0)
