@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -253,6 +254,37 @@ def read_clip(path: Path, sampling: SamplingConfig, size: int, *, num_threads: i
         VideoError: ``cannot decode video <path>: <reason>`` for a missing, empty, corrupt,
             truncated, audio-only or frameless file.
     """
+    return read_frames(
+        path, lambda total, fps: sample_indices(total, fps, sampling), size,
+        num_threads=num_threads,
+    )
+
+
+def read_frames(
+    path: Path,
+    pick: Callable[[int, float], np.ndarray],
+    size: int,
+    *,
+    num_threads: int = 0,
+) -> Clip:
+    """Decode the frames that ``pick`` chooses once the video's length is known.
+
+    What :func:`read_clip` does, for callers that need frames other than one sampling's,
+    e.g. the optical-flow stream (each sampled frame and the frame K later).
+
+    Args:
+        path: the video file.
+        pick: ``(total_frames, fps) -> (T,) indices`` in ``[0, total_frames)``, any order,
+            repeats allowed; the clip's frames follow that order.
+        size: output side S in pixels.
+        num_threads: FFmpeg decoding threads, as in :func:`read_clip`.
+
+    Returns:
+        A :class:`Clip` with frames (T, S, S, 3) uint8, in the order of ``pick``'s indices.
+
+    Raises:
+        VideoError: as :func:`read_clip`.
+    """
     path = Path(path)
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
@@ -264,7 +296,9 @@ def read_clip(path: Path, sampling: SamplingConfig, size: int, *, num_threads: i
     if not (math.isfinite(fps) and fps > 0):
         logger.warning("%s reports no frame rate; assuming %.0f fps", path, _FALLBACK_FPS)
         fps = _FALLBACK_FPS
-    indices = sample_indices(total, fps, sampling)
+    indices = np.asarray(pick(total, fps), dtype=np.int64).reshape(-1)
+    if indices.size == 0 or indices.min() < 0 or indices.max() >= total:
+        raise ValueError(f"frame indices must lie in [0, {total}), got {indices.tolist()[:8]}")
     # Decode each distinct frame once, in order (decord seeks forward efficiently),
     # then expand back to the requested order with repeats.
     unique, inverse = np.unique(indices, return_inverse=True)
