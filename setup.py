@@ -18,6 +18,9 @@ CONFIG_PACKAGES = ["s2vt.configs"] + [
     if folder.is_dir() and not folder.name.startswith((".", "_"))
 ]
 
+# s2vt serve's web stack (the page, the JSON API and streaming multipart uploads).
+SERVE = ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.18"]
+
 setup(
     name="s2vt",
     version="0.1.0",
@@ -31,7 +34,7 @@ setup(
         *CONFIG_PACKAGES,
     ],
     package_dir={"s2vt.pipelines": "pipelines", "s2vt.configs": "configs"},
-    package_data={name: ["*.yaml"] for name in CONFIG_PACKAGES},
+    package_data={**{name: ["*.yaml"] for name in CONFIG_PACKAGES}, "s2vt.serve": ["*.html"]},
     install_requires=[
         "torch>=2.2",
         "torchvision>=0.17",
@@ -47,11 +50,16 @@ setup(
         "pyyaml>=6",
         "tqdm>=4.60",
         "matplotlib>=3.7",
+        "huggingface_hub>=0.24",
     ],
     extras_require={
         # timm only serves the tests: they check the plain-torch EfficientNet-Lite0 against
         # timm's model; the library never imports it.
-        "test": ["pytest>=8", "ruff>=0.5", "timm>=0.9"],
+        "test": ["pytest>=8", "ruff>=0.5", "timm>=0.9", *SERVE, "httpx>=0.27",
+                 "playwright>=1.40"],
+        # s2vt serve: a web stack that training and captioning from the command line do
+        # not need, so it stays optional (pip install "s2vt[serve]").
+        "serve": SERVE,
     },
     entry_points={"console_scripts": ["s2vt=s2vt.cli:main"]},
 )
