@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from s2vt.config import config_to_dict, load_config
 from s2vt.errors import S2VTError
 from s2vt.fileio import atomic_write_json
+from s2vt.metrics import METEOR, METRIC_KEYS
 from s2vt.pipelines import CONFIG_ROOT
 from s2vt.pipelines.recipe import Step, fingerprint, run_step, split_stage_overrides
 
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STAGES = ("extract", "train")
-SUMMARY_METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+SUMMARY_METRICS = METRIC_KEYS
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     benchmark.name: benchmark
     for benchmark in (
         Benchmark("msvd", "MSVD (YouTube2Text)", CONFIG_ROOT / "msvd",
-                  published={"METEOR": 0.292},
+                  published={METEOR: 0.292},
                   published_source="S2VT, RGB VGG16 (Venugopalan et al., ICCV 2015)"),
         Benchmark("msrvtt", "MSR-VTT", CONFIG_ROOT / "msrvtt"),
         Benchmark("vatex", "VATEX (English)", CONFIG_ROOT / "vatex"),

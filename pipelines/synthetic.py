@@ -26,15 +26,17 @@ from typing import Any
 
 from s2vt.config import config_to_dict, load_config
 from s2vt.fileio import atomic_write_json, atomic_write_text
+from s2vt.metrics import BLEU_4, CIDER, METEOR, ROUGE_L
 from s2vt.pipelines import CONFIG_ROOT, recipe
 from s2vt.pipelines.recipe import Step, fingerprint, run_step, run_steps
+from s2vt.synth_attributes import ATTRIBUTE_KEYS
 
 logger = logging.getLogger(__name__)
 
 CONFIG_DIR = CONFIG_ROOT / "demo"
 MODELS = ("s2vt", "meanpool")
 SPLITS = ("test", "test_novel")
-TABLE_METRICS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr", "attr_color", "attr_shape", "attr_motion")
+TABLE_METRICS = (BLEU_4, METEOR, ROUGE_L, CIDER, *ATTRIBUTE_KEYS)
 
 
 @dataclass
@@ -227,7 +229,7 @@ def _plot_training_curves(out: Path, png: Path) -> None:
         rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line]
         epochs = [r["epoch"] for r in rows]
         loss_ax.plot(epochs, [r.get("train_loss") for r in rows], marker="o", label=model_name)
-        metric = rows[0].get("val_metric", "CIDEr") if rows else "CIDEr"
+        metric = rows[0].get("val_metric", CIDER) if rows else CIDER
         val_ax.plot(epochs, [r.get("val", {}).get(metric) for r in rows], marker="o",
                     label=f"{model_name} ({metric})")
     loss_ax.set(title="training loss", xlabel="epoch")

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 
 from s2vt.errors import S2VTError
 from s2vt.fileio import atomic_write_json
-from s2vt.metrics import ScoreResult, score_captions
+from s2vt.metrics import CIDER, METEOR, ScoreResult, score_captions
 
 if TYPE_CHECKING:
     from s2vt.checkpoint import LoadedModel
-    from s2vt.datasets import Annotations, Video
+    from s2vt.datasets import Annotations
     from s2vt.features import FeatureStore
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,6 @@ logger = logging.getLogger(__name__)
 PREDICTIONS_FILE = "predictions.json"
 SCORES_FILE = "scores.json"
 REPORT_FILE = "report.html"
-ATTRIBUTE_KINDS: tuple[str, ...] = ("color", "shape", "motion")
 _EXAMPLES = 5
 
 
@@ -97,42 +96,6 @@ def save_predictions(path: Path, predictions: Mapping[str, str]) -> None:
 
 
 # --------------------------------------------------------------------------- scoring
-def has_synthetic_attributes(videos: Sequence[Video]) -> bool:
-    """Whether the videos carry ``s2vt synth`` ground truth (attributes with objects)."""
-    return any((video.attributes or {}).get("objects") for video in videos)
-
-
-def attribute_scores(predictions: Mapping[str, str], videos: Sequence[Video]) -> dict[str, float]:
-    """``{"attr_color", "attr_shape", "attr_motion"}`` accuracies on the synthetic benchmark.
-
-    Returns an empty dict when the videos have no synthetic ground truth.
-    """
-    if not has_synthetic_attributes(videos):
-        return {}
-    from s2vt.synth import attribute_accuracy
-
-    accuracy = attribute_accuracy(dict(predictions), list(videos))
-    return {f"attr_{kind}": float(value) for kind, value in accuracy.items()}
-
-
-def attribute_checks(caption: str, video: Video) -> dict[str, tuple[bool, str]]:
-    """Per-video right/wrong attribute labels for the report (empty without ground truth)."""
-    objects = (video.attributes or {}).get("objects")
-    if not objects:
-        return {}
-    from s2vt.synth import first_mention
-
-    checks: dict[str, tuple[bool, str]] = {}
-    for kind in ATTRIBUTE_KINDS:
-        truth = objects[0].get(kind)
-        said = first_mention(caption, kind)
-        if said == truth:
-            checks[kind] = (True, str(truth))
-        else:
-            checks[kind] = (False, f"said {said or 'nothing'}, is {truth}")
-    return checks
-
-
 def resolve_aliases(predictions: Mapping[str, str], annotations: Annotations) -> dict[str, str]:
     """Re-key predictions made under another name of a video (MSVD's ``vid1301``) by its id.
 
@@ -162,7 +125,7 @@ def score_split(
     split: str | None = None,
     java: bool | None = None,
 ) -> ScoreResult:
-    """Score predictions on every video of one split (plus attribute accuracy on synthetic).
+    """Score predictions on every video of one split, plus the benchmark's own extra scores.
 
     Args:
         predictions: video id (or an alias such as MSVD's ``vidN``) -> caption.
@@ -170,8 +133,9 @@ def score_split(
         split: the split to score on; None: all of ``annotations``.
         java: see :func:`s2vt.metrics.score_captions`.
     Returns:
-        The scores (``attr_*`` keys added on the synthetic benchmark), per-video scores and
-        settings (with ``split`` and the number of unscorable videos left out).
+        The scores (plus those of ``annotations.scorer`` when its loader attached one, e.g.
+        ``attr_*`` on the synthetic benchmark), per-video scores and settings (with
+        ``split`` and the number of unscorable videos left out).
     Raises:
         S2VTError: predictions for videos outside the split, or videos of the split without
             a prediction (each message counts them and names a few).
@@ -202,8 +166,8 @@ def score_split(
         raise S2VTError(f"no video of {where} has a reference caption")
     scored = {vid: predictions[vid] for vid in references}
     result = score_captions(scored, references, java=java)
-    result.scores.update(attribute_scores(scored, [v for v in subset.videos
-                                                   if v.video_id in references]))
+    if subset.scorer is not None:
+        result.scores.update(subset.scorer.scores(scored))
     result.settings = {"split": split, **result.settings, "num_unscored": len(unscorable)}
     return result
 
@@ -373,7 +337,7 @@ def evaluate(
 
 def rank_metric_for(result: ScoreResult) -> str:
     """The per-video score that ranks the report: METEOR when computed, else CIDEr."""
-    return "METEOR" if "METEOR" in result.scores else "CIDEr"
+    return METEOR if METEOR in result.scores else CIDER
 
 
 def _write_evaluation_report(
@@ -402,7 +366,8 @@ def _write_evaluation_report(
             references=references[video.video_id],
             scores=result.per_video[video.video_id],
             video_path=clip,
-            checks=attribute_checks(predictions[video.video_id], video),
+            checks=(subset.scorer.checks(video.video_id, predictions[video.video_id])
+                    if subset.scorer is not None else {}),
         ))
     write_report(path, items, result.scores, result.settings,
                  rank_metric=rank_metric_for(result), per_group=per_group)

@@ -28,9 +28,16 @@ from s2vt.errors import S2VTError
 
 logger = logging.getLogger(__name__)
 
-METRIC_KEYS: tuple[str, ...] = (
-    "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr",
-)
+# The one spelling of every metric name: the keys of scores.json, of the per-video scores,
+# of the validation scores in metrics.jsonl and of every table. Spell them through these.
+BLEU_KEYS: tuple[str, ...] = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4")
+BLEU_4 = "BLEU-4"
+METEOR = "METEOR"
+ROUGE_L = "ROUGE-L"
+CIDER = "CIDEr"
+METRIC_KEYS: tuple[str, ...] = (*BLEU_KEYS, METEOR, ROUGE_L, CIDER)
+# What scoring without Java gives (no METEOR), e.g. the per-epoch validation.
+NO_JAVA_KEYS: tuple[str, ...] = tuple(key for key in METRIC_KEYS if key != METEOR)
 JAVA_INSTALL_HINT = (
     "install a Java runtime (e.g. `apt-get install default-jre-headless`, or "
     "`conda install openjdk`) and make sure `java` is on PATH"
@@ -229,23 +236,23 @@ def _compute(
     scores: dict[str, float] = {}
     per_video: dict[str, dict[str, float]] = {vid: {} for vid in ids}
 
-    bleu, bleu_items = Bleu(4).compute_score(gts, res, verbose=0)
-    for n in range(4):
-        scores[f"BLEU-{n + 1}"] = float(bleu[n])
-        for vid, value in zip(ids, bleu_items[n], strict=True):
-            per_video[vid][f"BLEU-{n + 1}"] = float(value)
+    bleu, bleu_items = Bleu(len(BLEU_KEYS)).compute_score(gts, res, verbose=0)
+    for key, corpus, items in zip(BLEU_KEYS, bleu, bleu_items, strict=True):
+        scores[key] = float(corpus)
+        for vid, value in zip(ids, items, strict=True):
+            per_video[vid][key] = float(value)
     if with_meteor:
         meteor, meteor_items = _meteor(gts, res)
-        scores["METEOR"] = meteor
+        scores[METEOR] = meteor
         for vid, value in zip(ids, meteor_items, strict=True):
-            per_video[vid]["METEOR"] = value
+            per_video[vid][METEOR] = value
     rouge, rouge_items = Rouge().compute_score(gts, res)
-    scores["ROUGE-L"] = float(rouge)
+    scores[ROUGE_L] = float(rouge)
     cider, cider_items = Cider().compute_score(gts, res)
-    scores["CIDEr"] = float(cider)
+    scores[CIDER] = float(cider)
     for vid, r, c in zip(ids, rouge_items, cider_items, strict=True):
-        per_video[vid]["ROUGE-L"] = float(r)
-        per_video[vid]["CIDEr"] = float(c)
+        per_video[vid][ROUGE_L] = float(r)
+        per_video[vid][CIDER] = float(c)
     return scores, per_video
 
 

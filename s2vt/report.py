@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from s2vt.errors import S2VTError
+from s2vt.metrics import BLEU_4, CIDER, METEOR, ROUGE_L
 
 logger = logging.getLogger(__name__)
 
 # Per-video scores shown on each card, in this order (those present).
-CARD_METRICS: tuple[str, ...] = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+CARD_METRICS: tuple[str, ...] = (BLEU_4, METEOR, ROUGE_L, CIDER)
 GROUPS: tuple[tuple[str, str], ...] = (
     ("best", "Best third: mostly correct descriptions"),
     ("middle", "Middle third: relevant but partly wrong descriptions"),

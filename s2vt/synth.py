@@ -30,7 +30,6 @@ import json
 import logging
 import math
 import os
-import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,8 +41,6 @@ from s2vt.videowriter import write_video
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from s2vt.datasets import Video
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +82,8 @@ FRAME_RATES: tuple[int, ...] = (15, 20, 24, 25, 30)
 DURATION_RANGE: tuple[float, float] = (1.0, 4.0)
 
 # The words that name each attribute value, used both to write captions and to read the
-# attribute a predicted caption names (multi-word phrases match as whole token runs).
+# attribute a predicted caption names (s2vt.synth_attributes; multi-word phrases match as
+# whole token runs).
 ATTRIBUTE_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
     "color": {
         "red": ("red",),
@@ -581,58 +579,3 @@ def synthesize(out: Path, num_videos: int = 600, seed: int = 0,
     path = out / "annotations.json"
     atomic_write_json(path, annotations)
     return path
-
-
-# ---------------------------------------------------------------------------- scoring
-
-def _phrase_table(kind: str) -> list[tuple[tuple[str, ...], str]]:
-    """(token tuple, value) for every word of ``kind``, longest phrases first."""
-    table = [(tuple(word.split()), value)
-             for value, words in ATTRIBUTE_WORDS[kind].items() for word in words]
-    return sorted(table, key=lambda item: -len(item[0]))
-
-
-def first_mention(text: str, kind: str) -> str | None:
-    """The value of ``kind`` ('color', 'shape', 'motion', 'size') that ``text`` names first.
-
-    Tokens are lowercase letter runs, and words match whole tokens, so "bigger" is not "big".
-    """
-    tokens = re.findall(r"[a-z]+", text.lower())
-    table = _phrase_table(kind)
-    for start in range(len(tokens)):
-        for phrase, value in table:
-            if tuple(tokens[start:start + len(phrase)]) == phrase:
-                return value
-    return None
-
-
-def attribute_accuracy(predictions: dict[str, str], videos: list[Video]) -> dict[str, float]:
-    """How often a caption's first colour / shape / motion word is the primary object's.
-
-    Args:
-        predictions: video_id -> predicted caption (a missing prediction counts as wrong).
-        videos: videos with synthetic ground truth (``attributes["objects"][0]`` is the
-            primary object); videos without it are ignored.
-
-    Returns:
-        ``{"color": acc, "shape": acc, "motion": acc}``, fractions in [0, 1].
-
-    Raises:
-        S2VTError: no video has synthetic ground truth.
-    """
-    kinds = ("color", "shape", "motion")
-    correct = dict.fromkeys(kinds, 0)
-    total = 0
-    for video in videos:
-        objects = (video.attributes or {}).get("objects")
-        if not objects:
-            continue
-        total += 1
-        text = predictions.get(video.video_id, "")
-        for kind in kinds:
-            if first_mention(text, kind) == objects[0].get(kind):
-                correct[kind] += 1
-    if total == 0:
-        raise S2VTError("no video has synthetic ground-truth attributes "
-                        "(attribute accuracy needs an 's2vt synth' annotation file)")
-    return {kind: correct[kind] / total for kind in kinds}

@@ -143,6 +143,32 @@ def test_msrvtt_file_field_cannot_escape_the_dataset_folder(tmp_path, caplog):
     assert "refusing clip path" in caplog.text
 
 
+def test_synthetic_set_is_detected_and_offers_attribute_scores(tmp_path):
+    from s2vt.synth import synthesize
+
+    path = synthesize(tmp_path / "synth", num_videos=8, seed=1, workers=1)
+    assert detect_format(path) == detect_format(path.parent) == "synthetic"
+    ann = load_annotations(path.parent)
+    test = ann.split("test")
+    assert test.scorer is ann.scorer is not None  # split() keeps the dataset's scorer
+    first = {vid: refs[0] for vid, refs in test.references().items()}
+    assert ann.scorer.scores(first) == {"attr_color": 1.0, "attr_shape": 1.0,
+                                        "attr_motion": 1.0}
+    video = sorted(first)[0]
+    truth = test.videos[[v.video_id for v in test.videos].index(video)].attributes
+    motion = truth["objects"][0]["motion"]
+    wrong = "a thing does not move" if motion != "still" else "a thing moves left"
+    assert ann.scorer.scores({video: wrong})["attr_motion"] == 0.0
+    checks = ann.scorer.checks(video, wrong)
+    assert checks["motion"][0] is False and checks["motion"][1].endswith(f"is {motion}")
+    assert checks["color"] == (False, f"said nothing, is {truth['objects'][0]['color']}")
+    assert ann.scorer.checks("not-a-video", wrong) == {}
+    # Benchmarks without ground truth offer no extra scores, even loaded under this name.
+    msrvtt = write_msrvtt(tmp_path / "msrvtt")
+    assert load_annotations(msrvtt).scorer is None
+    assert load_annotations(msrvtt / "test_videodatainfo.json", format="synthetic").scorer is None
+
+
 def test_split_errors_name_the_split_and_list_the_others(tmp_path):
     root = write_msrvtt(tmp_path / "msrvtt")
     ann = load_annotations(root / "train_val_videodatainfo.json")

@@ -13,6 +13,7 @@ import pytest
 from s2vt.cli import main
 from s2vt.errors import S2VTError
 from s2vt.evaluation import load_predictions, score_split
+from s2vt.metrics import NO_JAVA_KEYS
 from s2vt.report import ReportItem, group_items, render_report
 
 FEATURE_DIM = 8
@@ -145,6 +146,34 @@ def test_score_split_attribute_accuracy_counts_wrong_words(synth_data: Path) -> 
         assert result.scores[f"attr_{kind}"] == pytest.approx(expected)
 
 
+def test_score_split_adds_whatever_the_dataset_scorer_offers(synth_data: Path) -> None:
+    from s2vt.datasets import load_annotations
+
+    annotations = load_annotations(synth_data)
+    preds = _first_references(synth_data, "test")
+
+    class Counting:
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def scores(self, predictions):
+            self.seen = sorted(predictions)
+            return {"extra_words": float(sum(len(c.split()) for c in predictions.values()))}
+
+        def checks(self, video_id, caption):
+            return {}
+
+    scorer = Counting()
+    annotations.scorer = scorer
+    result = score_split(preds, annotations, split="test", java=False)
+    assert scorer.seen == sorted(preds)
+    assert result.scores["extra_words"] == sum(len(c.split()) for c in preds.values())
+    assert not any(key.startswith("attr_") for key in result.scores)
+    annotations.scorer = None
+    plain = score_split(preds, annotations, split="test", java=False)
+    assert set(plain.scores) == set(NO_JAVA_KEYS)
+
+
 # --------------------------------------------------------------------------- evaluate
 def test_evaluate_writes_predictions_scores_and_report(synth_data: Path, tmp_path: Path) -> None:
     test_ids = _split_ids(synth_data, "test")
@@ -155,14 +184,34 @@ def test_evaluate_writes_predictions_scores_and_report(synth_data: Path, tmp_pat
                  "--annotations", str(synth_data), "--split", "test", "--out", str(out),
                  "--beam-size", "2", "--batch-size", "3"])
     assert code == 0
-    predictions = json.loads((out / "predictions.json").read_text())
-    assert sorted(p["video_id"] for p in predictions) == sorted(test_ids)
-    assert all(isinstance(p["caption"], str) for p in predictions)
+    predictions = {p["video_id"]: p["caption"]
+                   for p in json.loads((out / "predictions.json").read_text())}
+    assert sorted(predictions) == sorted(test_ids)
+    # Each caption is the model's own for that video's features (batches of 3 change nothing).
+    from s2vt.captioner import Captioner
+    from s2vt.features import FeatureStore
+
+    captioner = Captioner.from_pretrained(model, beam_size=2)
+    features = FeatureStore.open(store)
+    assert predictions == {vid: captioner.caption_features([features.read(vid).features])[0]
+                           for vid in test_ids}
+
+    # The scores are those of exactly these captions against the test split's references,
+    # with the official protocol, and the attribute accuracy of exactly these captions.
+    from s2vt.datasets import load_annotations
+    from s2vt.metrics import METRIC_KEYS, score_captions
+    from s2vt.synth_attributes import ATTRIBUTE_KEYS, attribute_accuracy
 
     scores = json.loads((out / "scores.json").read_text())
-    for key in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr",
-                "attr_color", "attr_shape", "attr_motion"):
-        assert isinstance(scores[key], float), key
+    test = load_annotations(synth_data).split("test")
+    expected = score_captions(predictions, test.references(), java=True).scores
+    assert set(scores) == {*METRIC_KEYS, *ATTRIBUTE_KEYS, "settings"}
+    for key in METRIC_KEYS:
+        assert scores[key] == pytest.approx(expected[key], abs=1e-9), key
+        assert 0.0 <= scores[key] <= (10.0 if key == "CIDEr" else 1.0), key
+    accuracy = attribute_accuracy(predictions, test.videos)
+    for kind, value in accuracy.items():
+        assert scores[f"attr_{kind}"] == pytest.approx(value, abs=1e-12), kind
     settings = scores["settings"]
     assert settings["split"] == "test" and settings["beam_size"] == 2
     assert settings["official"] is True and settings["num_skipped"] == 0
@@ -172,6 +221,11 @@ def test_evaluate_writes_predictions_scores_and_report(synth_data: Path, tmp_pat
     # Every video has a real clip: one thumbnail strip each, four JPEG frames per strip.
     assert page.count("data:image/jpeg;base64,") == 4 * len(test_ids)
     assert 'class="noframes"' not in page
+    # The synthetic set's attribute checks: three labels per card, right or wrong as scored.
+    assert page.count('<div class="attr">') == len(test_ids)
+    right = sum(round(scores[key] * len(test_ids)) for key in ATTRIBUTE_KEYS)
+    assert page.count('class="ok"') == right
+    assert page.count('class="bad"') == 3 * len(test_ids) - right
     for heading in ("Best third", "Middle third", "Worst third"):
         assert heading in page
     assert "ranked by their own <b>METEOR</b>" in page

@@ -191,3 +191,26 @@ def test_format_table_orders_metrics() -> None:
     assert lines[2].startswith("BLEU-1") and "0.2500" in lines[2]
     assert lines[3].startswith("CIDEr")
     assert lines[4].startswith("attr_motion")
+
+
+def test_one_spelling_of_every_metric_name() -> None:
+    """scores.json keeps the paper's names; validation, reports and recipes use the same."""
+    import typing
+
+    from s2vt.pipelines.benchmarks import SUMMARY_METRICS
+    from s2vt.pipelines.synthetic import TABLE_METRICS
+    from s2vt.report import CARD_METRICS
+    from s2vt.synth_attributes import ATTRIBUTE_KEYS
+    from s2vt.training import TrainConfig
+
+    assert METRIC_KEYS == ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")
+    assert metrics.NO_JAVA_KEYS == ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr")
+    # Validation scores without Java, so it can pick any metric but METEOR.
+    val_metric = typing.get_type_hints(TrainConfig)["val_metric"]
+    assert set(typing.get_args(val_metric)) == set(metrics.NO_JAVA_KEYS)
+    assert set(CARD_METRICS) <= set(METRIC_KEYS) and set(SUMMARY_METRICS) == set(METRIC_KEYS)
+    assert set(TABLE_METRICS) <= {*METRIC_KEYS, *ATTRIBUTE_KEYS}
+    assert ATTRIBUTE_KEYS == ("attr_color", "attr_shape", "attr_motion")
+    per_video = score_captions({"a": "a red circle moves left"},
+                               {"a": ["a red circle moves to the left"]}, java=False).per_video
+    assert set(per_video["a"]) == set(metrics.NO_JAVA_KEYS)

@@ -20,12 +20,11 @@ from s2vt.synth import (
     SHAPES,
     ClipSpec,
     ObjectSpec,
-    attribute_accuracy,
-    first_mention,
     plan_clips,
     render_frames,
     synthesize,
 )
+from s2vt.synth_attributes import attribute_accuracy, first_mention
 
 EXPECTED_CODEC = {".mp4": "h264", ".avi": "mpeg4", ".webm": "vp9"}
 

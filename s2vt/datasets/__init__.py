@@ -8,6 +8,10 @@ Clip files are optional: with only the annotation file (as for ``s2vt score``), 
 with ``path=None``; when clips are present, the ones that are missing are skipped and
 listed in ``Annotations.missing``. See :mod:`s2vt.datasets.core` for how ids and ``file``
 fields are kept from escaping the dataset folder.
+
+A format whose files carry ground truth beyond captions attaches its own extra scores to
+the annotations (``Annotations.scorer``, an :class:`ExtraScorer`): the synthetic set's
+attribute accuracy comes that way, so evaluation never needs to know the benchmark.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from s2vt.datasets import msrvtt, msvd, owncaptions, vatex
+from s2vt.datasets import msrvtt, msvd, owncaptions, synthetic, vatex
 from s2vt.datasets.core import (
     Annotations,
     Caption,
+    ExtraScorer,
     Video,
     normalize_caption,
     normalize_split,
@@ -31,6 +36,7 @@ __all__ = [
     "Annotations",
     "Caption",
     "DatasetFormat",
+    "ExtraScorer",
     "Video",
     "dataset_names",
     "detect_format",
@@ -67,18 +73,19 @@ def _registry() -> dict[str, DatasetFormat]:
                       vatex.detect, vatex.load),
         DatasetFormat("captions", "your own captions.csv (video,caption[,split]) or .jsonl",
                       owncaptions.detect, owncaptions.load),
-        # s2vt synth writes the MSR-VTT layout, so the same loader serves it.
-        DatasetFormat("synthetic", "s2vt synth's annotations.json (MSR-VTT layout)",
-                      msrvtt.detect, msrvtt.load),
+        # s2vt synth writes the MSR-VTT layout plus ground truth, which this format scores.
+        DatasetFormat("synthetic", "s2vt synth's annotations.json (MSR-VTT layout with "
+                      "ground-truth attributes)", synthetic.detect, synthetic.load),
     ]
     return {fmt.name: fmt for fmt in formats}
 
 
 DATASETS: dict[str, DatasetFormat] = _registry()
 
-# Order matters: MSR-VTT's test is the loosest (any JSON object), so it goes last; MSVD's
-# corpus CSV is checked before a plain captions CSV.
-_DETECT_ORDER = ("msvd", "captions", "vatex", "msrvtt")
+# Order matters: MSR-VTT's test is the loosest (any JSON object), so it goes last, after
+# the synthetic set (the same layout, recognised by its generator); MSVD's corpus CSV is
+# checked before a plain captions CSV.
+_DETECT_ORDER = ("msvd", "captions", "vatex", "synthetic", "msrvtt")
 
 
 def dataset_names() -> list[str]:

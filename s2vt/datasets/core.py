@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Protocol
 
 from s2vt.errors import S2VTError
 from s2vt.fileio import safe_filename
@@ -84,6 +85,20 @@ class Caption:
     text: str
 
 
+class ExtraScorer(Protocol):
+    """Scores a benchmark offers beyond the caption metrics (e.g. the synthetic benchmark's
+    attribute accuracy). A loader that knows its data's ground truth attaches one to the
+    annotations it returns; evaluation asks for it without knowing the benchmark."""
+
+    def scores(self, predictions: Mapping[str, str]) -> dict[str, float]:
+        """Score name -> value over the predicted videos (empty when none can be scored)."""
+        ...
+
+    def checks(self, video_id: str, caption: str) -> dict[str, tuple[bool, str]]:
+        """Per-video right/wrong labels for the report, e.g. ``{"motion": (False, "...")}``."""
+        ...
+
+
 @dataclass
 class Annotations:
     """Videos and their reference captions, in the form every stage consumes.
@@ -96,6 +111,8 @@ class Annotations:
         source: the annotation file or folder this came from (for messages).
         clip_dirs: the folders searched for clip files.
         missing_splits: split of each missing id, so ``split()`` can filter ``missing``.
+        scorer: the benchmark's extra scores, if its loader offers any (see
+            :class:`ExtraScorer`); kept by ``split()``.
     """
 
     videos: list[Video]
@@ -104,6 +121,7 @@ class Annotations:
     source: str = ""
     clip_dirs: list[Path] = field(default_factory=list)
     missing_splits: dict[str, str] = field(default_factory=dict, repr=False)
+    scorer: ExtraScorer | None = field(default=None, repr=False, compare=False)
 
     def splits(self) -> list[str]:
         """Split names present, in the canonical order train, val, test, then the rest."""
@@ -132,6 +150,7 @@ class Annotations:
             source=self.source,
             clip_dirs=list(self.clip_dirs),
             missing_splits={vid: wanted for vid in missing},
+            scorer=self.scorer,
         )
 
     def references(self) -> dict[str, list[str]]:
