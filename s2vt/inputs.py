@@ -117,7 +117,7 @@ def resolve_inputs(input: Path) -> list[VideoInput]:
         input: one of
             - a folder: every video file in it, recursively (by extension, hidden files
               skipped); ids from :func:`ids_for_paths`;
-            - an annotation JSON (``.json``): its videos, via
+            - an annotation file (``.json``, or a captions ``.csv`` / ``.jsonl``): its videos, via
               :func:`s2vt.datasets.load_annotations` (paths resolved relative to the
               file); clips not on disk come back with ``path=None``;
             - a single video file;
@@ -140,7 +140,7 @@ def resolve_inputs(input: Path) -> list[VideoInput]:
             and not any(part.startswith(".") for part in p.relative_to(input).parts)
         )
         inputs = ids_for_paths(paths, input)
-    elif input.suffix.lower() == ".json":
+    elif input.suffix.lower() in (".json", ".csv", ".jsonl", ".ndjson"):
         from s2vt.datasets import load_annotations
 
         annotations = load_annotations(input, keep_missing=True)

@@ -61,7 +61,7 @@ def _parameter_count(weights: Path) -> int | None:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return f"{value:g}"
     if value is None:
         return "-"
     return str(value)
@@ -79,7 +79,7 @@ def _scores_table(scores: dict[str, Any]) -> list[str]:
     if not numeric:
         return ["(none)"]
     return ["| metric | value |", "| --- | --- |"] + [
-        f"| {name} | {_fmt(float(value))} |" for name, value in numeric.items()]
+        f"| {name} | {float(value):.4f} |" for name, value in numeric.items()]
 
 
 def scores_section(split: str, scores: dict[str, Any], settings: dict[str, Any] | None = None
@@ -144,7 +144,8 @@ def render_model_card(config: dict[str, Any], *, name: str, data: dict[str, Any]
               "trained on features made exactly this way, and `s2vt caption` repeats it.", ""]
     lines += _table([
         ("encoder", encoder.get("name")), ("weights", encoder.get("weights") or "default"),
-        ("pooling", encoder.get("pool")), ("image size", encoder.get("image_size")),
+        ("pooling", encoder.get("pool")),
+        ("image size", encoder.get("image_size") or features.get("image_size")),
         ("precision", encoder.get("precision")),
         ("sampling", sampling.get("mode")), ("frames", sampling.get("num_frames")),
         *[(f"sampling {key}", value) for key, value in sampling.items()
@@ -163,14 +164,14 @@ def render_model_card(config: dict[str, Any], *, name: str, data: dict[str, Any]
                   for split, sizes in splits.items()]
     else:
         lines.append("Not recorded.")
-    trained = [("epochs", info.get("epoch")), ("steps", info.get("step"))]
+    trained = [("epoch kept", info.get("epoch")), ("training steps by then", info.get("step"))]
     if any(value is not None for _, value in trained):
         lines += [""] + _table(trained)
     lines += ["", "## Scores", "", "Validation scores of the epoch kept (measured during "
               "training, without Java, so no METEOR):", ""]
     val = info.get("val") or {}
     lines += _scores_table(val) if val else ["(no validation split)"]
-    if info.get("val_metric"):
+    if val and info.get("val_metric"):
         lines += ["", f"The kept epoch is the one with the best validation {info['val_metric']}."]
     lines += ["", _TEST_PLACEHOLDER,
               "Test scores: not measured yet; `s2vt evaluate --model DIR ...` adds them here.",
@@ -204,16 +205,36 @@ def render_model_card(config: dict[str, Any], *, name: str, data: dict[str, Any]
     return "\n".join(lines)
 
 
-def _training_data(annotations: Any, train_split: str, val_split: str | None,
-                   source: str | None = None, format: str | None = None) -> dict[str, Any]:
+def card_data(source: str | Path | None, format: str | None,
+              splits: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    """Training data info for :func:`render_model_card`.
+
+    Args:
+        source: the annotation file or folder (only its name goes into the card, so a pushed
+            card does not show the trainer's folders).
+        format: the annotation format name (None: detected from ``source``).
+        splits: split -> (videos, captions) used; splits with no videos are left out.
+    """
+    if format is None and source:
+        from s2vt.datasets import detect_format
+
+        try:
+            format = detect_format(Path(source))
+        except S2VTError:
+            format = None
+    return {"annotations": Path(source).name if source else None, "format": format,
+            "splits": {name: {"videos": videos, "captions": captions}
+                       for name, (videos, captions) in splits.items() if videos}}
+
+
+def _training_data(annotations: Any, train_split: str, val_split: str | None) -> dict[str, Any]:
     """Training data info for :func:`render_model_card` from loaded ``Annotations``."""
-    splits: dict[str, dict[str, int]] = {}
+    splits: dict[str, tuple[int, int]] = {}
     for split in (train_split, val_split):
         if split and split in annotations.splits():
             part = annotations.split(split)
-            splits[split] = {"videos": len(part.videos), "captions": len(part.captions)}
-    name = Path(source or annotations.source or "").name or None
-    return {"annotations": name, "format": format, "splits": splits}
+            splits[split] = (len(part.videos), len(part.captions))
+    return card_data(annotations.source or None, None, splits)
 
 
 def write_model_card(model_dir: Path, *, data: dict[str, Any] | None = None,

@@ -149,14 +149,18 @@ def test_jsonl_lists_bad_lines_and_a_json_named_file(tmp_path):
 
 
 def test_same_stem_two_files_and_one_video_spelt_two_ways(tmp_path):
-    touch(tmp_path / "flower.mp4")
-    touch(tmp_path / "flower.webm")
+    touch(tmp_path / "v" / "flower.mp4")
+    touch(tmp_path / "v" / "flower.webm")
     touch(tmp_path / "clips" / "dog.mp4")
+    touch(tmp_path / "a" / "cat.mp4")
+    touch(tmp_path / "b" / "cat.mp4")
     path = tmp_path / "captions.csv"
-    path.write_text("video,caption,split\nflower.mp4,x,train\nflower.webm,y,train\n"
-                    "dog,z,test\nclips/dog.mp4,w,test\n", encoding="utf-8")
+    path.write_text("video,caption,split\nv/flower.mp4,x,train\nv/flower.webm,y,train\n"
+                    "dog,z,test\nclips/dog.mp4,w,test\na/cat.mp4,c,train\nb/cat.mp4,d,train\n",
+                    encoding="utf-8")
     ann = load_annotations(path)
-    assert refs(ann) == {"flower.mp4": ["x"], "flower.webm": ["y"], "dog": ["z", "w"]}
+    assert refs(ann) == {"flower.mp4": ["x"], "flower.webm": ["y"], "dog": ["z", "w"],
+                         "a/cat.mp4": ["c"], "b/cat.mp4": ["d"]}
 
 
 def test_absolute_paths_missing_clips_and_windows_paths_found_by_name(tmp_path):

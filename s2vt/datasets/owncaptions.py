@@ -19,8 +19,9 @@ file's folder and its ``videos/`` and ``clips/`` subfolders. A path that does no
 looked up by its file name in those same folders, so a file written on another machine
 still finds clips copied next to it. ``video_root`` replaces the file's folder for both.
 
-Video ids are the file stems (``dog``); when two files share a stem (``flower.mp4`` and
-``flower.webm``) their ids are their relative paths, so that no video is lost.
+Video ids are the file stems (``dog``); when two files share a stem their ids are their file
+names (``flower.mp4``, ``flower.webm``), or their paths relative to the captions file when
+the names collide too (``a/dog.mp4``, ``b/dog.mp4``), so that no video is lost.
 
 Without a ``split`` column (or where its cell is empty), each video is placed by a hash of
 its id: 80 % train, 10 % val, 10 % test (:data:`SPLIT_FRACTIONS`). The hash keeps a video's
@@ -312,7 +313,8 @@ class _Clips:
 
 
 def _video_ids(keys: list[str], values: dict[str, str], root: Path) -> dict[str, str]:
-    """key -> video id: the file stem, or the path as written when stems collide."""
+    """key -> video id: the file stem; when stems collide, the file name, or the path
+    relative to ``root`` when file names collide too."""
     stems: dict[str, list[str]] = {}
     for key in keys:
         value = values[key]
@@ -322,6 +324,10 @@ def _video_ids(keys: list[str], values: dict[str, str], root: Path) -> dict[str,
     for stem, group in stems.items():
         if len(group) == 1:
             ids[group[0]] = stem
+            continue
+        names = [_file_name(values[key]) for key in group]
+        if len(set(names)) == len(group):  # flower.mp4 and flower.webm
+            ids.update(zip(group, names, strict=True))
             continue
         for key in group:
             written = values[key].replace("\\", "/")

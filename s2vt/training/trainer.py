@@ -89,6 +89,7 @@ class Trainer:
 
         from s2vt.datasets import load_annotations
         from s2vt.features import FeatureStore
+        from s2vt.modelcard import card_data
         from s2vt.text import Vocabulary
 
         config = self.config
@@ -143,6 +144,10 @@ class Trainer:
         if not self.val_ids:
             self._info("no '%s' split with features: no validation; the best model is the "
                        "last one", config.val_split)
+        # What the model card says about the training data (the videos and captions used).
+        self.card_data = card_data(annotations.source or annotations_path, self.annotation_format, {
+            config.train_split: (len(self.train.video_ids), len(self.train.samples)),
+            config.val_split: (len(self.val_ids), sum(map(len, self.val_refs.values())))})
 
         torch.manual_seed(config.seed)
         from s2vt.models import build_model
@@ -289,12 +294,14 @@ class Trainer:
 
     def _save_model_dir(self, directory: Path, info: dict[str, Any]) -> None:
         from s2vt.checkpoint import save_model_dir
+        from s2vt.modelcard import write_model_card
 
         save_model_dir(directory, self.model, self.model_config, self.vocab,
                        self.store_info["encoder"], self.store_info["sampling"],
                        features={k: self.store_info[k]
                                  for k in ("feature_dim", "image_size", "dtype")},
                        info=info)
+        write_model_card(directory, data=self.card_data)
 
     # -- the loop ------------------------------------------------------------------------
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
