@@ -124,7 +124,9 @@ def test_assume_fast_bf16_variable_decides_auto(monkeypatch):
     ("name", "dim"), [("vgg16", 4096), ("alexnet", 4096), ("resnet50", 2048), ("resnet152", 2048)]
 )
 def test_torchvision_dimensions(name, dim):
-    encoder = build_encoder(EncoderSpec(name=name, weights="random", image_size=64))
+    # Dimensions are the network's; torch builds it fastest (no conversion).
+    encoder = build_encoder(EncoderSpec(name=name, weights="random", image_size=64,
+                                        runtime="torch"))
     frames = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
     features = encoder.encode(frames)
     assert encoder.feature_dim == dim and features.shape == (2, dim)
@@ -134,7 +136,8 @@ def test_torchvision_dimensions(name, dim):
 
 
 def test_resnet_grid2_is_four_times_the_channels():
-    spec = EncoderSpec(name="resnet50", weights="random", pool="grid2", image_size=64)
+    spec = EncoderSpec(name="resnet50", weights="random", pool="grid2", image_size=64,
+                       runtime="torch")
     encoder = build_encoder(spec)
     assert encoder.feature_dim == 8192
     assert encoder.encode(np.zeros((1, 64, 64, 3), dtype=np.uint8)).shape == (1, 8192)
@@ -154,8 +157,11 @@ def test_local_state_dict_files(tmp_path, photo, default_fp32, package_state):
     model = create_model("resnet50", "random")
     # fp32 on both sides: the comparison below is exact up to fp32 rounding, which bf16
     # (what precision auto picks on a fast-bf16 CPU) is not.
+    # torch runtime: this checks the torch network s2vt builds (tests/test_runtimes.py checks
+    # that the other runtimes compute the same features).
     random = build_encoder(
-        EncoderSpec(name="resnet50", weights="random", image_size=64, precision="fp32")
+        EncoderSpec(name="resnet50", weights="random", image_size=64, precision="fp32",
+                    runtime="torch")
     )
     trunk = dict(random.net.backbone.body.named_parameters())
     torch.testing.assert_close(trunk["0.weight"], model.conv1.weight)  # seeded: same init
@@ -163,7 +169,7 @@ def test_local_state_dict_files(tmp_path, photo, default_fp32, package_state):
     torch.nn.init.normal_(model.layer4[2].conv3.weight)  # now differs from the seeded init
     torch.save(model.state_dict(), tmp_path / "resnet50.pth")
     spec = EncoderSpec(name="resnet50", weights=str(tmp_path / "resnet50.pth"), image_size=64,
-                       precision="fp32")
+                       precision="fp32", runtime="torch")
     loaded = build_encoder(spec).encode(frames)
     assert not torch.allclose(loaded, random.encode(frames))
     with torch.no_grad():
@@ -220,6 +226,8 @@ def test_bad_spec_values():
         EncoderSpec(precision="int8")
     with pytest.raises(ConfigError, match="image_size"):
         EncoderSpec(image_size=0)
+    with pytest.raises(ConfigError, match="runtime 'onnx'; known runtimes: auto, torch"):
+        EncoderSpec(runtime="onnx")
 
 
 def _square(colour: tuple[int, int, int], left: bool) -> np.ndarray:
@@ -315,18 +323,20 @@ def test_hf_tiny_models(tmp_path):
         )  # fmt: skip
     )
     frames = np.random.default_rng(3).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    # torch runtime: these check what the torch network computes, exactly.
     for name, path in paths.items():
-        encoder = build_encoder(EncoderSpec(name=f"hf:{path}", precision="fp32"))
+        encoder = build_encoder(EncoderSpec(name=f"hf:{path}", precision="fp32", runtime="torch"))
         features = encoder.encode(frames)
         assert encoder.feature_dim == 32 and features.shape == (2, 32), name
         assert torch.isfinite(features).all()
-        grid2 = build_encoder(EncoderSpec(name=f"hf:{path}", pool="grid2", precision="fp32"))
+        grid2 = build_encoder(EncoderSpec(name=f"hf:{path}", pool="grid2", precision="fp32",
+                                          runtime="torch"))
         assert grid2.feature_dim == 128 and grid2.encode(frames).shape == (2, 128), name
-    dinov2 = build_encoder(EncoderSpec(name=f"hf:{paths['dinov2']}"))
+    dinov2 = build_encoder(EncoderSpec(name=f"hf:{paths['dinov2']}", runtime="torch"))
     assert dinov2.image_size == 40  # from the preprocessor config
     torch.testing.assert_close(dinov2.mean.flatten(), torch.full((3,), 0.4))
     # ViT: the layernormed class token, not the (untrained) tanh pooler.
-    vit = build_encoder(EncoderSpec(name=f"hf:{paths['vit']}", precision="fp32"))
+    vit = build_encoder(EncoderSpec(name=f"hf:{paths['vit']}", precision="fp32", runtime="torch"))
     with torch.no_grad():
         out = vit.net.model(pixel_values=vit.preprocess(frames))
     torch.testing.assert_close(vit.encode(frames), out.last_hidden_state[:, 0])

@@ -1,5 +1,8 @@
 """Frame encoder registry: the offline default, torchvision CNNs, transformers models, tiny.
 
+Each encoder runs on a runtime (``s2vt.encoders.runtimes``): eager torch, or the same
+network converted to OpenVINO for fast CPU inference.
+
 ``import s2vt.encoders`` is cheap: torch, timm, torchvision and transformers are imported
 only when an encoder is built (``FrameEncoder`` itself is loaded on first access).
 """
@@ -9,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from s2vt.encoders.registry import ENCODERS, PREFIX_ENCODERS, build_encoder, encoder_names
-from s2vt.encoders.spec import POOL_MODES, PRECISIONS, EncoderSpec
+from s2vt.encoders.spec import POOL_MODES, PRECISIONS, RUNTIME_CHOICES, EncoderSpec
 
 if TYPE_CHECKING:
     from s2vt.encoders.base import FrameEncoder
@@ -19,6 +22,7 @@ __all__ = [
     "POOL_MODES",
     "PRECISIONS",
     "PREFIX_ENCODERS",
+    "RUNTIME_CHOICES",
     "EncoderSpec",
     "FrameEncoder",
     "build_encoder",

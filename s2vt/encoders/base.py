@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -162,6 +162,9 @@ class FrameEncoder(nn.Module):
         image_size: S, the input side frames should be decoded at.
         precision: the resolved precision (``fp32``, ``bf16`` or ``fp16``).
         device: where the network runs.
+        runtime: what runs the network (``torch`` or ``openvino``): ``spec.runtime``
+            resolved, or ``torch`` when the network could not be converted (logged).
+        runtime_version: that runtime's package version.
     """
 
     def __init__(
@@ -175,7 +178,13 @@ class FrameEncoder(nn.Module):
         std: Sequence[float],
         device: torch.device,
         channels_last: bool = False,
+        auto_runtime: bool = True,
     ) -> None:
+        """Wrap ``net`` ((N, 3, S, S) normalised images -> (N, D)) as a frame encoder.
+
+        ``auto_runtime=False`` keeps ``runtime: auto`` on torch, for networks so small that
+        converting them costs more than it saves; an explicit runtime still applies.
+        """
         super().__init__()
         self.name = spec.name
         self.spec = spec
@@ -198,6 +207,40 @@ class FrameEncoder(nn.Module):
         self.to(device)
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
+        self.runtime = "torch"
+        self.runtime_version = torch.__version__
+        self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self._attach_runtime(auto_runtime)
+
+    def _attach_runtime(self, auto_allowed: bool) -> None:
+        """Convert the network for ``spec.runtime`` when that is not torch.
+
+        A network the runtime cannot convert (some transformers models) stays on torch,
+        said in one log line: the features are the same, only slower.
+        """
+        from s2vt.encoders import runtimes
+
+        name = runtimes.resolve_runtime(self.spec.runtime, self.device.type,
+                                        auto_allowed=auto_allowed)
+        if name == "torch":
+            return
+        identity = {"name": self.spec.name, "weights": self.spec.weights,
+                    "pool": self.spec.pool}
+        try:
+            self._compiled = runtimes.compile_network(
+                name, self.net, identity=identity, image_size=self.image_size,
+                precision=self.precision,
+            )
+        except Exception as error:  # conversion failures come as any exception type
+            logger.warning("encoder %s cannot run on %s (%s); running it on torch",
+                           self.name, name, one_line(error, 200))
+            return
+        self.runtime = name
+        self.runtime_version = runtimes.runtime_version(name)
+
+    def runtime_meta(self) -> dict[str, str]:
+        """``{"name", "version"}`` of the runtime that computes the features (for store metas)."""
+        return {"name": self.runtime, "version": self.runtime_version}
 
     def preprocess(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """(N, H, W, 3) uint8 -> (N, 3, S, S) normalised float32 on the encoder's device.
@@ -224,7 +267,7 @@ class FrameEncoder(nn.Module):
                 align_corners=False,
             )
         images = (images / 255.0 - self.mean) / self.std
-        if self.channels_last:
+        if self.channels_last and self._compiled is None:
             images = images.contiguous(memory_format=torch.channels_last)
         return images
 
@@ -245,6 +288,8 @@ class FrameEncoder(nn.Module):
         if len(frames) == 0:
             return torch.zeros(0, self.feature_dim)
         images = self.preprocess(frames)
+        if self._compiled is not None:
+            return self._compiled(images)
         if self.device.type != "cpu":
             return self._run(images).float().cpu()
         return self._run_chunked(images)

@@ -9,11 +9,14 @@ from s2vt.errors import ConfigError
 
 POOL_MODES: tuple[str, ...] = ("avg", "grid2")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+# Kept in step with s2vt.encoders.runtimes.RUNTIMES (a test checks), so configs validate
+# without importing the runtimes.
+RUNTIME_CHOICES: tuple[str, ...] = ("auto", "torch", "openvino")
 
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """A frame encoder by name, with its weights, pooling, input size and precision.
+    """A frame encoder by name, with its weights, pooling, input size, precision and runtime.
 
     Attributes:
         name: a registered name (see :func:`s2vt.encoders.encoder_names`) or
@@ -26,6 +29,9 @@ class EncoderSpec:
         image_size: input side in pixels; ``None`` for the encoder's native size.
         precision: ``auto`` (bf16 autocast on CPUs with AMX/AVX512-BF16, fp16 autocast on
             CUDA, else fp32), ``fp32``, ``bf16`` or ``fp16``.
+        runtime: what runs the network: ``torch`` (eager PyTorch), ``openvino`` (the
+            network converted once to OpenVINO, CPU only) or ``auto`` (the fastest one
+            installed for the device: OpenVINO on CPU when installed, torch on CUDA).
     """
 
     name: str = "efficientnet_lite0"
@@ -33,6 +39,7 @@ class EncoderSpec:
     pool: Literal["avg", "grid2"] = "avg"
     image_size: int | None = None
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    runtime: Literal["auto", "torch", "openvino"] = "auto"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -44,6 +51,11 @@ class EncoderSpec:
         if self.precision not in PRECISIONS:
             raise ConfigError(
                 f"unknown precision {self.precision!r}; known precisions: {', '.join(PRECISIONS)}"
+            )
+        if self.runtime not in RUNTIME_CHOICES:
+            raise ConfigError(
+                f"unknown encoder runtime {self.runtime!r}; known runtimes: "
+                f"{', '.join(RUNTIME_CHOICES)}"
             )
         if self.image_size is not None and (
             isinstance(self.image_size, bool)

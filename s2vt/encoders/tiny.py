@@ -50,4 +50,6 @@ def build(spec: EncoderSpec, device: str = "cpu") -> FrameEncoder:
         mean=(0.5, 0.5, 0.5),
         std=(0.5, 0.5, 0.5),
         device=resolve_device(device),
+        # A colour grid costs microseconds in torch; converting it would cost seconds.
+        auto_runtime=False,
     )
