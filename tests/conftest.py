@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import av  # noqa: F401  (must load before decord: decord's bundled FFmpeg breaks av's VP9 encoder)
@@ -12,6 +12,22 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from videos import write_video  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def s2vt_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Converted encoder networks go to a session temp folder, never the user's ~/.cache
+    (set in os.environ so that subprocesses the tests start inherit it)."""
+    import os
+
+    folder = tmp_path_factory.mktemp("s2vt-cache")
+    previous = os.environ.get("S2VT_CACHE")
+    os.environ["S2VT_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("S2VT_CACHE", None)
+    else:
+        os.environ["S2VT_CACHE"] = previous
 
 
 @pytest.fixture
