@@ -23,6 +23,18 @@ def _build_s2vt(config: ModelConfig) -> CaptionModel:
     return S2VT(config)
 
 
+def _build_s2vt_att(config: ModelConfig) -> CaptionModel:
+    from s2vt.models.attention_lstm import S2VTAttention
+
+    return S2VTAttention(config)
+
+
+def _build_transformer(config: ModelConfig) -> CaptionModel:
+    from s2vt.models.transformer import TransformerCaptioner
+
+    return TransformerCaptioner(config)
+
+
 def _build_meanpool(config: ModelConfig) -> CaptionModel:
     from s2vt.models.meanpool import MeanPool
 
@@ -31,6 +43,8 @@ def _build_meanpool(config: ModelConfig) -> CaptionModel:
 
 MODELS: dict[str, Callable[[ModelConfig], CaptionModel]] = {
     "s2vt": _build_s2vt,
+    "s2vt_att": _build_s2vt_att,
+    "transformer": _build_transformer,
     "meanpool": _build_meanpool,
 }
 
@@ -50,8 +64,9 @@ def build_model(config: ModelConfig) -> CaptionModel:
     """Build the model named by ``config.name``.
 
     Raises:
-        ConfigError: unknown name (the message lists the known ones), feature_dim unset
-            or vocab_size < 5.
+        ConfigError: unknown name (the message lists the known ones), feature_dim unset,
+            vocab_size < 5, or sizes a model cannot take (e.g. the transformer's
+            embed_size not divisible by num_heads).
     """
     check_model_name(config.name)
     if config.feature_dim < 1:

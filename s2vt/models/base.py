@@ -1,6 +1,6 @@
 """The base class of caption models: input standardisation and generation.
 
-A model implements three hooks and inherits greedy and beam search:
+A model implements three hooks and inherits greedy search, beam search and sampling:
 
 - ``forward(features, feature_mask, tokens, video_index=None) -> logits`` (teacher forcing,
   for training; ``video_index`` lets several captions share one pass over their video);
@@ -8,6 +8,12 @@ A model implements three hooks and inherits greedy and beam search:
   that never changes while decoding (indexed by video) and the per-row recurrent state;
 - ``decode_step(tokens, state, memory, rows, step) -> (logits, state)``: one word for every
   row (a row is a video in greedy search, a beam in beam search; ``rows`` maps row -> video).
+  A model with attention over frames also returns this step's weights as
+  ``state["attention"]`` (N, T), which the searches hand back per word.
+
+Teacher-forced ``forward`` and step-by-step ``decode_step`` give the same logits (a test for
+every registered model), so training objectives that feed the model its own words (scheduled
+sampling, self-critical training) can step any model through the two decoding hooks.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import torch
 from torch import nn
 
 from s2vt.models.config import ModelConfig
-from s2vt.models.decoding import State, beam_search, greedy_search
+from s2vt.models.decoding import DecodingOptions, Hypothesis, State, search
 
 __all__ = ["CaptionModel", "State", "run_lstm"]
 
@@ -88,6 +94,27 @@ class CaptionModel(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
+    def search(self, features: torch.Tensor, feature_mask: torch.Tensor,
+               options: DecodingOptions) -> list[list[Hypothesis]]:
+        """Caption a batch the way ``options`` says: greedy, beam (N best) or sampling.
+
+        Runs in eval mode (dropout off) and restores the previous mode afterwards.
+
+        Args:
+            features: (B, T, D) frame features, right-padded.
+            feature_mask: (B, T) bool, True for real frames.
+            options: search, sizes and sampling settings.
+        Returns:
+            B lists of up to ``options.num_captions`` hypotheses (tokens, log-probability,
+            attention weights per word for attention models), best first.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            return search(self, features, feature_mask, options)
+        finally:
+            self.train(was_training)
+
     def generate(self, features: torch.Tensor, feature_mask: torch.Tensor, *,
                  beam_size: int = 1, max_len: int = 20,
                  length_penalty: float = 1.0) -> list[list[int]]:
@@ -103,15 +130,11 @@ class CaptionModel(nn.Module):
             length_penalty: alpha in score / length**alpha when beams are compared
                 (0 = raw log-probability; only used by beam search).
         Returns:
-            B lists of token ids, without <bos> / <eos>.
+            B lists of token ids, without <bos> / <eos>: each video's best caption
+            (:meth:`search` also gives log-probabilities, N-best lists and samples).
         """
         if beam_size < 1 or max_len < 1:
             raise ValueError(f"beam_size and max_len must be >= 1, got {beam_size}, {max_len}")
-        was_training = self.training
-        self.eval()
-        try:
-            if beam_size == 1:
-                return greedy_search(self, features, feature_mask, max_len)
-            return beam_search(self, features, feature_mask, beam_size, max_len, length_penalty)
-        finally:
-            self.train(was_training)
+        options = DecodingOptions(beam_size=beam_size, max_len=max_len,
+                                  length_penalty=length_penalty)
+        return [found[0].tokens for found in self.search(features, feature_mask, options)]
