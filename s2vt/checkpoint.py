@@ -226,7 +226,7 @@ def _check_weight_shapes(path: Path, config: ModelConfig) -> None:
         with torch.device("meta"), _skip_normal_init():
             expected = {name: tuple(tensor.shape)
                         for name, tensor in build_model(config).state_dict().items()}
-    except (RuntimeError, ValueError, OverflowError) as error:
+    except (RuntimeError, ValueError, OverflowError, ConfigError) as error:
         raise S2VTError(f"{path.parent / CONFIG_FILE}: the model config cannot be built "
                         f"({one_line(error)})") from None
     try:
