@@ -49,7 +49,8 @@ def _import_callable(spec: str) -> Callable[..., Any]:
     return getattr(module, attr)
 
 
-def _worker_main(conn: Any, decode_fn: str, sampling: dict, decode_threads: int) -> None:
+def _worker_main(conn: Any, decode_fn: str, sampling: dict, decode_threads: int,
+                 decode_options: dict | None = None) -> None:
     """Decode-process loop: receive (video_id, path, size), send the clip or the error.
 
     Runs in a spawned process; the parent watches it, so a crash or hang here costs one
@@ -76,7 +77,8 @@ def _worker_main(conn: Any, decode_fn: str, sampling: dict, decode_threads: int)
             return
         video_id, path, size = task
         try:
-            clip = decode(Path(path), sampling_config, size, num_threads=decode_threads)
+            clip = decode(Path(path), sampling_config, size, num_threads=decode_threads,
+                          **(decode_options or {}))
             message = ("ok", video_id, clip.frames, clip.indices, clip.timestamps,
                        float(clip.fps))
         except Exception as error:
@@ -130,8 +132,10 @@ class DecodePool:
         decode_fn: ``"module:function"`` called in the workers as
             ``fn(path, sampling, size, num_threads=...) -> Clip``. The default is
             :func:`s2vt.video.read_clip`; tests point it at a function that crashes or
-            hangs on purpose (fault injection), nothing else should change it.
+            hangs on purpose (fault injection); the flow stream points it at
+            :func:`s2vt.flow.clip.read_flow_clip`, which returns flow images as frames.
         decode_threads: FFmpeg threads per worker.
+        decode_options: extra keyword arguments of ``decode_fn`` (the flow settings).
     """
 
     def __init__(
@@ -141,6 +145,7 @@ class DecodePool:
         timeout: float,
         decode_fn: str = DEFAULT_DECODE_FN,
         decode_threads: int = 1,
+        decode_options: dict[str, Any] | None = None,
     ) -> None:
         import multiprocessing
 
@@ -150,6 +155,7 @@ class DecodePool:
         self._timeout = timeout
         self._decode_fn = decode_fn
         self._decode_threads = decode_threads
+        self._decode_options = dict(decode_options or {})
         self._slots: list[_Slot] = []
         self._stop = threading.Event()
         self._taken = threading.Event()  # the consumer took a clip: room to dispatch more
@@ -165,7 +171,8 @@ class DecodePool:
         parent, child = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=_worker_main,
-            args=(child, self._decode_fn, self._sampling, self._decode_threads),
+            args=(child, self._decode_fn, self._sampling, self._decode_threads,
+                  self._decode_options),
             daemon=True,
             name="s2vt-decode",
         )

@@ -36,6 +36,8 @@ from s2vt.decodepool import DEFAULT_DECODE_FN, Decoded, DecodePool, default_work
 from s2vt.encoders import EncoderSpec
 from s2vt.errors import ConfigError, S2VTError
 from s2vt.features import FORMAT_VERSION, FeatureStore, meta_difference, meta_mismatch_error
+from s2vt.flow.config import FlowConfig
+from s2vt.flow.stream import STREAM_NAMES, decode_call, stream_meta
 from s2vt.inputs import VideoInput, parse_shard, resolve_inputs, select_shard
 from s2vt.video import SamplingConfig
 
@@ -66,6 +68,9 @@ class ExtractConfig:
         decode_timeout: seconds one video may take to decode before it is a failure.
         dtype: dtype of the stored features.
         shard: ``"I/N"`` to process only shard I (1-based) of N; see the module docstring.
+        stream: ``rgb`` (the frames) or ``flow`` (flow images of frame pairs, computed in
+            the decode workers and encoded by the same encoder; see :mod:`s2vt.flow`).
+        flow: the flow method and its settings (``stream: flow`` only).
     """
 
     encoder: EncoderSpec = field(default_factory=EncoderSpec)
@@ -77,8 +82,13 @@ class ExtractConfig:
     decode_timeout: float = 120.0
     dtype: Literal["float16", "float32"] = "float16"
     shard: str | None = None
+    stream: Literal["rgb", "flow"] = "rgb"
+    flow: FlowConfig = field(default_factory=FlowConfig)
 
     def __post_init__(self) -> None:
+        if self.stream not in STREAM_NAMES:
+            raise ConfigError(f"unknown stream {self.stream!r}; known streams: "
+                              f"{', '.join(STREAM_NAMES)}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.workers is not None and self.workers < 1:
@@ -124,6 +134,7 @@ def _spec_meta(config: ExtractConfig) -> dict[str, Any]:
         "encoder": dataclasses.asdict(config.encoder),
         "sampling": dataclasses.asdict(config.sampling),
         "dtype": config.dtype,
+        "stream": stream_meta(config.stream, config.flow),
     }
 
 
@@ -135,6 +146,9 @@ def _check_existing_store(out: Path, config: ExtractConfig) -> FeatureStore | No
     wanted = _spec_meta(config)
     existing = {key: store.meta.get(key) for key in wanted}
     key = meta_difference(existing, wanted)
+    if (key or "").startswith("stream.") and \
+            (existing.get("stream") or {}).get("name") != wanted["stream"]["name"]:
+        key = "stream.name"  # rgb vs flow says more than the first differing flow setting
     size = config.encoder.image_size
     if key is None and size is not None and store.meta.get("image_size") != size:
         key = "image_size"
@@ -202,7 +216,11 @@ def extract(
     missing_ids = {v.video_id for v in missing}
     todo = [v for v in pending if v.video_id not in missing_ids]
     workers = min(config.workers or default_workers(), max(1, len(todo)))
-    pool = DecodePool(workers, config.sampling, config.decode_timeout, decode_fn=decode_fn)
+    stream_fn, stream_options = decode_call(_spec_meta(config)["stream"], config.device)
+    if stream_fn is not None and decode_fn == DEFAULT_DECODE_FN:
+        decode_fn = stream_fn  # flow: the workers return flow images in place of frames
+    pool = DecodePool(workers, config.sampling, config.decode_timeout, decode_fn=decode_fn,
+                      decode_options=stream_options)
     try:
         if todo:
             pool.start()  # workers import decord while the encoder loads

@@ -118,6 +118,7 @@ def normalize_meta(meta: dict[str, Any]) -> dict[str, Any]:
     data = json.loads(json.dumps(meta))  # JSON round trip: tuples -> lists, as on disk
     data.setdefault("dtype", DEFAULT_DTYPE)
     data.setdefault("format_version", FORMAT_VERSION)
+    data.setdefault("stream", {"name": "rgb"})  # stores made before streams hold rgb
     dim = data.get("feature_dim")
     if not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0:
         raise S2VTError(f"feature store meta needs a positive integer feature_dim, got {dim!r}")
@@ -263,7 +264,7 @@ class FeatureStore:
         meta_path = root / META_FILE
         if not meta_path.exists():
             _create_exclusive(meta_path, (json.dumps(wanted, indent=2) + "\n").encode("utf-8"))
-        existing = _read_meta(meta_path)
+        existing = normalize_meta(_read_meta(meta_path))
         key = meta_difference(existing, wanted)
         if key is not None:
             raise meta_mismatch_error(root, existing, wanted, key)

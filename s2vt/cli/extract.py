@@ -27,6 +27,11 @@ _FLAG_KEYS: dict[str, str] = {
     "threads": "threads",
     "decode_timeout": "decode_timeout",
     "shard": "shard",
+    "stream": "stream",
+    "flow_method": "flow.method",
+    "flow_gap": "flow.gap",
+    "flow_size": "flow.size",
+    "flow_weights": "flow.weights",
 }
 
 
@@ -65,6 +70,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--shard", metavar="I/N",
         help="process only shard I (1-based) of N; N runs into one --out make the full store",
     )
+    parser.add_argument("--stream", choices=["rgb", "flow"],
+                        help="rgb frames (default) or optical-flow images of frame pairs")
+    parser.add_argument("--flow-method", help="flow: farneback (default, OpenCV), tvl1 "
+                        "(OpenCV contrib), raft_small, raft_large (torchvision; GPU recommended)")
+    parser.add_argument("--flow-gap", type=int, help="flow: K, flow from frame t to t+K "
+                        "(default 1)")
+    parser.add_argument("--flow-size", type=int, help="flow: working resolution, shorter side "
+                        "in pixels (default 128)")
+    parser.add_argument("--flow-weights", help="flow: local RAFT state dict (offline; default: "
+                        "torchvision's weights, downloaded once)")
     parser.add_argument("--config", type=Path, help="YAML file with ExtractConfig keys")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
