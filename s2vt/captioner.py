@@ -173,11 +173,8 @@ class Captioner:
         Returns:
             ``(T, D)`` float16 features, as ``s2vt extract`` stores them.
         """
-        from s2vt.video import SamplingConfig, read_clip
-
         encoder = self._get_encoder()
-        sampling = SamplingConfig(**self.loaded.sampling)
-        clip = read_clip(Path(path), sampling, size=encoder.image_size)
+        clip = self._read_clip(Path(path), int(encoder.image_size))
         return self._encode_frames(clip.frames)
 
     # ------------------------------------------------------------------ internals
@@ -191,13 +188,10 @@ class Captioner:
         self, paths: list[Path]
     ) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
         """Decode in this process: (path, frames, None) or (path, None, reason)."""
-        from s2vt.video import SamplingConfig, read_clip
-
-        sampling = SamplingConfig(**self.loaded.sampling)
         size = int(self._get_encoder().image_size)  # a model/encoder mismatch stops here
         for path in paths:
             try:
-                clip = read_clip(path, sampling, size=size)
+                clip = self._read_clip(path, size)
             except S2VTError as error:
                 yield path, None, str(error)
                 continue
@@ -208,12 +202,19 @@ class Captioner:
     ) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
         """Decode in one worker process (crash/hang -> that video's error), in order."""
         from s2vt.decodepool import DEFAULT_DECODE_FN, DecodePool
+        from s2vt.flow.stream import decode_call
         from s2vt.inputs import VideoInput
         from s2vt.video import SamplingConfig
 
         sampling = SamplingConfig(**self.loaded.sampling)
+        # A flow model's worker returns flow images, exactly as extraction's workers do.
+        stream_fn, options = decode_call(self.loaded.stream, self.device)
+        if decode_fn is not None:
+            options = {}
         # One worker keeps the output in input order; the encoder runs here meanwhile.
-        pool = DecodePool(1, sampling, timeout, decode_fn=decode_fn or DEFAULT_DECODE_FN)
+        pool = DecodePool(1, sampling, timeout,
+                          decode_fn=decode_fn or stream_fn or DEFAULT_DECODE_FN,
+                          decode_options=options)
         # Ids are positions: the same file may be listed twice.
         videos = [VideoInput(str(i), path) for i, path in enumerate(paths)]
         try:
@@ -230,6 +231,20 @@ class Captioner:
                     yield path, item.frames, None
         finally:
             pool.close()
+
+    def _read_clip(self, path: Path, size: int) -> Any:
+        """Decode one video in this process as its training features were made: the
+        sampled frames, or a flow model's flow images (:func:`s2vt.flow.clip.read_flow_clip`)."""
+        from s2vt.flow.stream import decode_call
+        from s2vt.video import SamplingConfig, read_clip
+
+        sampling = SamplingConfig(**self.loaded.sampling)
+        stream_fn, options = decode_call(self.loaded.stream, self.device)
+        if stream_fn is None:
+            return read_clip(path, sampling, size=size)
+        from s2vt.flow.clip import read_flow_clip
+
+        return read_flow_clip(path, sampling, size, **options)
 
     def _get_encoder(self) -> FrameEncoder:
         if self._encoder is None:

@@ -45,6 +45,8 @@ class LoadedModel:
         features: feature store info (feature_dim, image_size, dtype) of its training data.
         info: free-form training info (epoch, step, validation scores...).
         path: the model dir.
+        stream: the stream of its features (``{"name": "rgb"}``, or ``flow`` with the flow
+            settings; see :mod:`s2vt.flow.stream`); rgb for dirs made before streams.
     """
 
     model: CaptionModel
@@ -55,6 +57,7 @@ class LoadedModel:
     features: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    stream: dict[str, Any] = field(default_factory=lambda: {"name": "rgb"})
 
 
 def save_model_dir(
@@ -66,6 +69,7 @@ def save_model_dir(
     sampling: dict[str, Any],
     features: dict[str, Any] | None = None,
     info: dict[str, Any] | None = None,
+    stream: dict[str, Any] | None = None,
 ) -> None:
     """Write a model dir; each file atomically (weights, then vocab, then config).
 
@@ -77,6 +81,7 @@ def save_model_dir(
         encoder_spec / sampling: how the training features were made (feature store meta).
         features: feature store info (feature_dim, image_size, dtype) for compatibility checks.
         info: extra JSON-safe training info recorded in config.json.
+        stream: the features' stream record (None: rgb).
     """
     from safetensors.torch import save
 
@@ -96,6 +101,7 @@ def save_model_dir(
         "sampling": dict(sampling),
         "features": dict(features or {}),
         "info": dict(info or {}),
+        "stream": dict(stream or {"name": "rgb"}),
     })
 
 
@@ -152,6 +158,8 @@ def read_model_dir_config(directory: Path) -> dict[str, Any]:
     for key in ("model", "encoder", "sampling"):
         if not isinstance(data.get(key), dict):
             raise S2VTError(f"{path} needs a '{key}' object")
+    if not isinstance(data.get("stream", {}), dict):
+        raise S2VTError(f"{path}: 'stream' must be an object")
     try:
         config_from_dict(ModelConfig, data["model"], where="model")
     except ConfigError as error:
@@ -278,4 +286,5 @@ def load_model_dir(directory: Path, device: str = "cpu") -> LoadedModel:
     model.to(device).eval()
     return LoadedModel(model=model, config=config, vocab=vocab, encoder_spec=data["encoder"],
                        sampling=data["sampling"], features=dict(data.get("features") or {}),
-                       info=dict(data.get("info") or {}), path=directory)
+                       info=dict(data.get("info") or {}), path=directory,
+                       stream=dict(data.get("stream") or {"name": "rgb"}))

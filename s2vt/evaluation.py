@@ -199,7 +199,11 @@ def check_store_compatible(store: FeatureStore, loaded: LoadedModel) -> None:
     Raises:
         S2VTError: naming the store, the model dir and the differing setting.
     """
+    from s2vt.flow.stream import check_same_stream, stream_of
+
     where = f"feature store {store.root} does not fit model dir {loaded.path}"
+    check_same_stream(stream_of(store.meta), stream_of({"stream": loaded.stream}), where,
+                      f"model dir {loaded.path}")
     if store.feature_dim != loaded.config.feature_dim:
         raise S2VTError(f"{where}: features have dimension {store.feature_dim}, the model "
                         f"expects {loaded.config.feature_dim}")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from s2vt.errors import S2VTError, one_line
+from s2vt.flow.stream import check_same_stream, stream_of
 
 if TYPE_CHECKING:
     import torch
@@ -50,20 +51,23 @@ def store_info(store: FeatureStore) -> dict[str, Any]:
         "sampling": dict(store.meta.get("sampling") or {}),
         "image_size": store.meta.get("image_size"),
         "dtype": store.meta.get("dtype"),
+        "stream": stream_of(store.meta),
     }
 
 
 def check_store_matches(store: FeatureStore, recorded: dict[str, Any], source: str) -> None:
-    """Refuse a feature store whose dim, encoder or sampling differ from ``recorded``.
+    """Refuse a feature store whose stream, dim, encoder or sampling differ from ``recorded``.
 
     Args:
         store: the feature store about to be used.
-        recorded: ``feature_dim``, ``encoder``, ``sampling`` as recorded by ``source``.
+        recorded: ``feature_dim``, ``encoder``, ``sampling``, ``stream`` as recorded by
+            ``source`` (no ``stream``: recorded before streams, so rgb).
         source: what recorded them, for the message (a model dir, a training state).
     Raises:
         S2VTError: naming the setting and both values.
     """
     where = f"feature store {store.root} does not match {source}"
+    check_same_stream(stream_of(store.meta), stream_of(recorded), where, source)
     if recorded.get("feature_dim") not in (None, store.feature_dim):
         raise S2VTError(f"{where}: feature_dim is {store.feature_dim} in the store but "
                         f"{recorded['feature_dim']} in {source}")

@@ -113,7 +113,8 @@ class Trainer:
 
             loaded = load_model_dir(Path(config.init_from), device="cpu")
             recorded = {"feature_dim": loaded.config.feature_dim,
-                        "encoder": loaded.encoder_spec, "sampling": loaded.sampling}
+                        "encoder": loaded.encoder_spec, "sampling": loaded.sampling,
+                        "stream": loaded.stream}
             check_store_matches(store, recorded, f"model dir {config.init_from}")
             vocab = loaded.vocab
         else:
@@ -289,7 +290,8 @@ class Trainer:
             "world_size": self.ctx.world_size,
             "vocab": self.vocab.to_dict(),
             "model_config": config_to_dict(self.model_config),
-            "store": {k: self.store_info[k] for k in ("feature_dim", "encoder", "sampling")},
+            "store": {k: self.store_info[k]
+                      for k in ("feature_dim", "encoder", "sampling", "stream")},
         })
 
     def _save_model_dir(self, directory: Path, info: dict[str, Any]) -> None:
@@ -300,7 +302,7 @@ class Trainer:
                        self.store_info["encoder"], self.store_info["sampling"],
                        features={k: self.store_info[k]
                                  for k in ("feature_dim", "image_size", "dtype")},
-                       info=info)
+                       info=info, stream=self.store_info["stream"])
         write_model_card(directory, data=self.card_data)
 
     # -- the loop ------------------------------------------------------------------------
