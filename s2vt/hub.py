@@ -1,7 +1,8 @@
 """Model dirs shared on the Hugging Face Hub: ``hf:org/name`` in, ``s2vt push`` out.
 
 Only the files a model dir has travel (:data:`MODEL_FILES`: config, safetensors weights,
-vocabulary, model card), in both directions: downloads ask ``snapshot_download`` for those
+vocabulary, model card; for a fused model dir also its members' under ``members/*/``), in
+both directions: downloads ask ``snapshot_download`` for those
 names alone and uploads send only those names, so code (``*.py``) or pickles (``*.bin``,
 ``*.pt``) in a repo are never fetched, and never pushed by accident. A snapshot folder that
 holds other files anyway (put into the cache by another tool) is checked like any model
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 
 HUB_PREFIX = "hf:"
 MODEL_FILES: tuple[str, ...] = ("config.json", "model.safetensors", "vocab.json", "README.md")
+# A fused model dir (``s2vt fuse``) holds its member model dirs under members/<name>/.
+MEMBER_FILES: tuple[str, ...] = tuple(f"members/*/{name}" for name in MODEL_FILES)
+ALLOWED: tuple[str, ...] = MODEL_FILES + MEMBER_FILES
 MODEL_HELP = "model dir from `s2vt train`, or hf:ORG/NAME[@REVISION] from the Hugging Face Hub"
 # org/name as the Hub spells repo ids: one slash, no "..", no leading punctuation.
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -125,7 +129,7 @@ def download_model(repo_id: str, revision: str | None = None) -> Path:
     where = f"hf:{repo_id}" + (f"@{revision}" if revision else "")
     is_offline = offline()
     try:
-        folder = snapshot_download(repo_id, revision=revision, allow_patterns=list(MODEL_FILES),
+        folder = snapshot_download(repo_id, revision=revision, allow_patterns=list(ALLOWED),
                                    cache_dir=cache_dir(), local_files_only=is_offline,
                                    library_name="s2vt")
     except (RepositoryNotFoundError, GatedRepoError):
@@ -164,25 +168,39 @@ def check_model_folder(folder: Path, *, others: str = "ignoring") -> None:
     Raises:
         S2VTError: the folder is no model dir, or holds pickles where the model's files go.
     """
-    from s2vt.checkpoint import _check_weights_file, read_model_dir_config
+    from huggingface_hub.utils import filter_repo_objects
+
+    from s2vt.checkpoint import CONFIG_FILE, _check_weights_file, _read_json, read_model_dir_config
 
     folder = Path(folder)
-    extra = [name for name in _relative_files(folder) if name not in MODEL_FILES]
+    names = _relative_files(folder)
+    allowed = set(filter_repo_objects(names, allow_patterns=list(ALLOWED)))
+    extra = [name for name in names if name not in allowed]
     if extra:
         shown = ", ".join(extra[:8]) + (" ..." if len(extra) > 8 else "")
         log.warning("%s: %s %d file(s) that are not part of a model dir: %s (s2vt never "
                     "imports or unpickles files from a model dir)", folder, others, len(extra),
                     shown)
-    read_model_dir_config(folder)
-    _check_weights_file(folder)
+    if not (folder / CONFIG_FILE).is_file():
+        read_model_dir_config(folder)  # says what is missing
+    config = _read_json(folder / CONFIG_FILE, "the model config")  # refuses a pickle
+    if isinstance(config, dict) and config.get("kind") == "fused":
+        members = sorted(p for p in (folder / "members").glob("*") if p.is_dir())
+        if not members:
+            raise S2VTError(f"fused model dir {folder} has no members/ folders")
+    else:
+        members = [folder]
+    for member in members:
+        read_model_dir_config(member)
+        _check_weights_file(member)
 
 
 def files_to_push(model_dir: Path) -> list[str]:
-    """The files of ``model_dir`` that ``s2vt push`` uploads (:data:`MODEL_FILES` only)."""
+    """The files of ``model_dir`` that ``s2vt push`` uploads (:data:`ALLOWED` only)."""
     from huggingface_hub.utils import filter_repo_objects
 
     return list(filter_repo_objects(_relative_files(Path(model_dir)),
-                                    allow_patterns=list(MODEL_FILES)))
+                                    allow_patterns=list(ALLOWED)))
 
 
 def push_model_dir(model_dir: Path, repo_id: str, *, private: bool = False,
@@ -225,7 +243,7 @@ def push_model_dir(model_dir: Path, repo_id: str, *, private: bool = False,
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         info = api.upload_folder(
             folder_path=str(model_dir), repo_id=repo_id, repo_type="model",
-            allow_patterns=list(MODEL_FILES), revision=revision,
+            allow_patterns=list(ALLOWED), revision=revision,
             commit_message=message or f"Upload s2vt model dir {model_dir.name}")
     except (HfHubHTTPError, OSError, ValueError) as error:
         raise S2VTError(f"push to {repo_id} failed: {one_line(error)}") from None

@@ -15,7 +15,7 @@ from s2vt.captioner import Captioner
 from s2vt.cli import main
 from s2vt.errors import S2VTError
 from s2vt.hub import (
-    MODEL_FILES,
+    ALLOWED,
     files_to_push,
     parse_hub_ref,
     push_model_dir,
@@ -168,7 +168,7 @@ def test_push_uploads_only_model_files_and_writes_a_card(tmp_path, monkeypatch):
     create, upload = api.calls
     assert create == ("create_repo", {"repo_id": REPO, "repo_type": "model", "private": True,
                                       "exist_ok": True})
-    assert upload[1]["allow_patterns"] == list(MODEL_FILES)
+    assert upload[1]["allow_patterns"] == list(ALLOWED)
     assert upload[1]["sent"] == ["README.md", "config.json", "model.safetensors", "vocab.json"]
     assert files_to_push(model) == upload[1]["sent"]
 
@@ -226,3 +226,30 @@ def test_evaluate_scores_go_into_the_card_once_per_split(tmp_path):
     cached = make_hub_cache(tmp_path / "hub", REPO, model_files(make_model_dir(tmp_path / "x")))
     assert record_scores(cached, "test", {"CIDEr": 1.0}) is None
     assert not (cached / "README.md").exists()
+
+
+def test_fused_dir_members_travel_and_are_checked(tmp_path, offline_cache, caplog):
+    """A fused model dir (members/<name>/ model dirs): members come along, are checked like
+    any model dir (a pickled member is refused), and their other files are ignored."""
+    marker = tmp_path / "ran"
+    member = model_files(make_model_dir(tmp_path / "member"))
+    files = {"config.json": json.dumps({"kind": "fused", "members": [
+        {"path": "members/rgb", "weight": 0.5}, {"path": "members/flow", "weight": 0.5}]}
+    ).encode()}
+    for name in ("rgb", "flow"):
+        files.update({f"members/{name}/{file}": data for file, data in member.items()})
+    files["members/rgb/train_state.pt"] = pickle.dumps(Payload(marker))
+    snapshot = make_hub_cache(offline_cache, REPO, files)
+    assert resolve_model(f"hf:{REPO}") == snapshot
+    assert "members/rgb/train_state.pt" in caplog.text
+    files["members/flow/model.safetensors"] = pickle.dumps(Payload(marker))
+    make_hub_cache(offline_cache, "someone/fused-bad", files)
+    with pytest.raises(S2VTError, match=r"members/flow/model.safetensors is a Python pickle"):
+        resolve_model("hf:someone/fused-bad")
+    assert not marker.exists()
+    fused = tmp_path / "fused"
+    for name, data in files.items():
+        (fused / name).parent.mkdir(parents=True, exist_ok=True)
+        (fused / name).write_bytes(data)
+    assert "members/rgb/config.json" in files_to_push(fused)
+    assert "members/rgb/train_state.pt" not in files_to_push(fused)

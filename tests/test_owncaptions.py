@@ -233,3 +233,31 @@ def test_video_root_replaces_the_file_folder(tmp_path):
     path.write_text("video,caption,split\na,x,train\n", encoding="utf-8")
     ann = load_annotations(path, video_root=tmp_path / "store")
     assert ann.videos[0].path == tmp_path / "store" / "a.mp4"
+
+
+def test_captions_csv_through_extract_train_and_caption(tmp_path, make_video, capsys):
+    """The README's walk-through in small: a folder of clips + captions.csv, CLI in-process."""
+    from s2vt.cli import main
+
+    data = tmp_path / "my_videos"
+    rows = ["video,caption,split"]
+    for i, split in enumerate(["train", "train", "train", "val", "test"]):
+        make_video(f"my_videos/clips/c{i}.mp4", num_frames=12, width=64, height=48)
+        rows += [f"clips/c{i}.mp4,a square moves number {i},{split}",
+                 f"clips/c{i}.mp4,\"a white square, moving\",{split}"]
+    (data / "captions.csv").write_text("\r\n".join(rows) + "\r\n", encoding="utf-8")
+    features, model = tmp_path / "features", tmp_path / "model"
+    assert main(["extract", str(data / "captions.csv"), "--out", str(features),
+                 "--encoder", "tiny", "--num-frames", "4", "--no-progress"]) == 0
+    assert sorted(p.name for p in features.glob("*.npy")) == [f"c{i}.npy" for i in range(5)]
+    assert main(["train", "--features", str(features), "--annotations",
+                 str(data / "captions.csv"), "--out", str(model), "--epochs", "2",
+                 "--batch-size", "4", "--set", "model.hidden_size=16",
+                 "--set", "model.embed_size=8", "--no-progress"]) == 0
+    card = (model / "README.md").read_text(encoding="utf-8")
+    assert "Annotations: `captions.csv` (captions format)." in card
+    assert "| train | 3 | 6 |" in card and "| val | 1 | 2 |" in card
+    capsys.readouterr()
+    assert main(["caption", str(data / "clips" / "c0.mp4"), "--model", str(model),
+                 "--beam-size", "1"]) == 0
+    assert capsys.readouterr().out.startswith(str(data / "clips" / "c0.mp4") + "\t")
