@@ -226,7 +226,7 @@ def extract(
             pool.start()  # workers import decord while the encoder loads
         encoder = _build_encoder(config)
         meta = dict(_spec_meta(config), feature_dim=int(encoder.feature_dim),
-                    image_size=int(encoder.image_size))
+                    image_size=int(encoder.image_size), encoder_runtime=encoder.runtime_meta())
         store = FeatureStore.create(out, meta, shard=shard)
         from s2vt.config import save_config
 

@@ -340,3 +340,18 @@ def test_importing_runtimes_is_cheap():
     code = ("import sys, s2vt.encoders.runtimes as r; r.resolve_runtime('auto', 'cpu'); "
             "assert not {'torch', 'openvino'} & set(sys.modules), 'imported a runtime'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "torch"])
+def test_extract_records_the_runtime_in_the_store_meta(runtime, tmp_path, make_video):
+    from s2vt.cli import main
+
+    make_video("videos/a.mp4", num_frames=12, width=64, height=48)
+    out = tmp_path / "store"
+    assert main(["extract", str(tmp_path / "videos"), "--out", str(out), "--image-size", "32",
+                 "--precision", "fp32", "--runtime", runtime, "--num-frames", "4",
+                 "--workers", "1", "--no-progress"]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["encoder"]["runtime"] == runtime
+    version = runtimes.runtime_version(runtime)
+    assert meta["encoder_runtime"] == {"name": runtime, "version": version}

@@ -14,6 +14,7 @@ _FLAG_KEYS: dict[str, str] = {
     "encoder": "encoder.name",
     "weights": "encoder.weights",
     "precision": "encoder.precision",
+    "runtime": "encoder.runtime",
     "pool": "encoder.pool",
     "image_size": "encoder.image_size",
     "sampling": "sampling.mode",
@@ -54,6 +55,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--encoder", help="frame encoder (default efficientnet_lite0)")
     parser.add_argument("--weights", help="local weights file or folder for the encoder")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--runtime", choices=["auto", "torch", "openvino"],
+                        help="what runs the encoder: auto (OpenVINO on CPU when installed, "
+                        "else torch), torch, openvino (CPU)")
     parser.add_argument("--pool", choices=["avg", "grid2"], help="avg or a 2x2 grid of cells")
     parser.add_argument("--image-size", type=int, help="encoder input side (default native)")
     parser.add_argument("--sampling", choices=["uniform", "stride", "fps"])

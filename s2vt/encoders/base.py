@@ -208,7 +208,7 @@ class FrameEncoder(nn.Module):
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
         self.runtime = "torch"
-        self.runtime_version = torch.__version__
+        self.runtime_version = ""
         self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
         self._attach_runtime(auto_runtime)
 
@@ -220,6 +220,7 @@ class FrameEncoder(nn.Module):
         """
         from s2vt.encoders import runtimes
 
+        self.runtime_version = runtimes.runtime_version("torch")
         name = runtimes.resolve_runtime(self.spec.runtime, self.device.type,
                                         auto_allowed=auto_allowed)
         if name == "torch":
