@@ -74,6 +74,30 @@ def test_unknown_method_lists_the_known_ones(capsys: pytest.CaptureFixture, tmp_
     assert err.startswith("error: unknown flow method 'lucas'; known methods: farneback")
 
 
+def test_missing_opencv_contrib_is_one_line_naming_the_package(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cv2 = pytest.importorskip("cv2")
+    if hasattr(cv2, "optflow"):
+        monkeypatch.delattr(cv2, "optflow")  # as with plain opencv-python-headless
+    reason = method_unavailable("tvl1")
+    assert reason is not None and "pip install opencv-contrib-python-headless" in reason
+    with pytest.raises(S2VTError, match=r"DualTVL1OpticalFlow_create\): pip install "
+                                        "opencv-contrib-python-headless"):
+        build_flow_method(FlowConfig(method="tvl1"))
+
+
+def test_importing_the_flow_package_stays_cheap() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, s2vt.flow, s2vt.flow.stream, s2vt.extraction; "
+            "print(sorted(m for m in ('cv2', 'torch', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
+
+
 def test_flow_image_scale() -> None:
     bound = 10.0
     flow = np.array([[[[0.0, 0.0], [10.0, -10.0], [5.0, 0.0], [40.0, -3.0], [20.0, 20.0]]]])
