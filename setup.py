@@ -38,7 +38,9 @@ setup(
     install_requires=[
         "torch>=2.2",
         "torchvision>=0.17",
-        "decord>=0.6",
+        # decord has wheels for x86-64 only (Linux, macOS, Windows); elsewhere (macOS arm64,
+        # Linux aarch64) s2vt decodes with PyAV, which --decoder auto picks by itself.
+        'decord>=0.6; platform_machine == "x86_64" or platform_machine == "AMD64"',
         "av>=12",
         # Optical flow (the flow stream): the contrib build, because TV-L1 lives in its
         # optflow module; it is a superset of opencv-python-headless, and both install cv2,
@@ -68,6 +70,9 @@ setup(
         # s2vt serve: a web stack that training and captioning from the command line do
         # not need, so it stays optional (pip install "s2vt[serve]").
         "serve": SERVE,
+        # --decoder torchcodec / torchcodec-cuda: needs the system's FFmpeg shared
+        # libraries (4-8) besides the wheel.
+        "torchcodec": ["torchcodec>=0.9"],
     },
     entry_points={"console_scripts": ["s2vt=s2vt.cli:main"]},
 )

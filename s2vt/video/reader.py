@@ -66,12 +66,12 @@ def _read(decoder: Decoder, info: StreamInfo, sampling: SamplingConfig, size: in
         if len(frames) < len(unique) or not set(unique.tolist()) <= set(frames):
             raise DecodeFailed("frames decode only sometimes (the file is damaged)")
     partial = len(decodable) < total or info.problem is not None
-    warning = info.problem
+    notes = [info.problem] if info.problem else []
     if len(decodable) < total:
         reason = f" ({problems[0]})" if problems else ""
-        warning = f"only {len(decodable)} of {total} frames decode{reason}"
-    elif problems and warning is None:
-        warning = problems[0]
+        notes.append(f"only {len(decodable)} of {total} frames decode{reason}")
+    elif problems:
+        notes.append(problems[0])
     stack = np.stack([frames[i] for i in unique.tolist()])
     inverse = np.searchsorted(unique, indices)
     return Clip(
@@ -83,7 +83,7 @@ def _read(decoder: Decoder, info: StreamInfo, sampling: SamplingConfig, size: in
         decoder=decoder.name,
         partial=partial,
         decoded_frames=len(decodable),
-        warning=warning,
+        warning="; ".join(notes) or None,
     )
 
 
@@ -124,6 +124,10 @@ def read_clip(
     info = probe(path)
     failures: list[str] = []
     for member in chain:
+        refusal = member.refuses(info)
+        if refusal is not None:
+            failures.append(f"{member.name}: {refusal}")
+            continue
         try:
             clip = _read(member, info, sampling, size, num_threads)
         except DecodeFailed as failure:

@@ -45,6 +45,10 @@ class Decoder(ABC):
         """Why this decoder cannot run on this machine (missing package...), or None."""
         return None
 
+    def refuses(self, info: StreamInfo) -> str | None:
+        """Why this decoder declines a stream it is known to decode wrongly, or None."""
+        return None
+
     @abstractmethod
     def frames(
         self,

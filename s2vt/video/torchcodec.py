@@ -53,6 +53,12 @@ class _TorchcodecDecoder(Decoder):
     def unavailable(self) -> str | None:
         return _import_failure()
 
+    def refuses(self, info: StreamInfo) -> str | None:
+        if not info.pts_trusted:
+            return (f"{self.name} cannot index this {info.container} stream (B-frames without "
+                    "presentation times); use decord or pyav")
+        return None
+
     def frames(
         self,
         info: StreamInfo,
@@ -61,9 +67,9 @@ class _TorchcodecDecoder(Decoder):
         num_threads: int,
         problems: list[str],
     ) -> Iterator[tuple[int, np.ndarray]]:
-        if not info.pts_trusted:
-            raise DecodeFailed(f"{self.name} cannot index this {info.container} stream "
-                               "(B-frames without presentation times); use decord or pyav")
+        refusal = self.refuses(info)
+        if refusal is not None:
+            raise DecodeFailed(refusal)
         reason = _import_failure()
         if reason is not None:
             raise DecodeFailed(reason)
