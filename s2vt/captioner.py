@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from s2vt.checkpoint import LoadedModel
     from s2vt.encoders import FrameEncoder
+    from s2vt.fusion import LoadedFused
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class Captioner:
     ) -> Captioner:
         """Load a model dir written by ``s2vt train`` (config.json, model.safetensors, vocab.json).
 
+        A fused dir (``s2vt fuse``) gives a :class:`FusedCaptioner`.
+
         Args:
             model_dir: the model folder, or a Hugging Face Hub model (``hf:org/name``, or
                 ``org/name`` when no such folder exists; see :func:`s2vt.hub.resolve_model`).
@@ -72,10 +75,14 @@ class Captioner:
             **options: ``beam_size``, ``max_len``, ``batch_size`` defaults for later calls.
         """
         from s2vt.checkpoint import load_model_dir
+        from s2vt.fusion import is_fused_dir, load_fused_dir
         from s2vt.hub import resolve_model
 
         device = resolve_device(device)
         folder = resolve_model(model_dir, hub_fallback=True)
+        if is_fused_dir(folder):
+            return FusedCaptioner(load_fused_dir(folder, device=str(device)), device=device,
+                                  **options)
         return cls(load_model_dir(folder, device=str(device)), device=device, **options)
 
     # ------------------------------------------------------------------ public calls
@@ -145,25 +152,12 @@ class Captioner:
         """
         import torch
 
-        from s2vt.models.inputs import fit_frames, pad_frames
-
         beam = self.beam_size if beam_size is None else beam_size
-        expected = self.loaded.config.feature_dim
         captions: list[str] = []
-        model = self.loaded.model
         for start in range(0, len(features), self.batch_size):
             chunk = features[start : start + self.batch_size]
-            for array in chunk:
-                if array.ndim != 2 or array.shape[1] != expected or array.shape[0] == 0:
-                    raise S2VTError(
-                        f"features of shape {tuple(array.shape)} do not fit this model "
-                        f"(expects (T, {expected}))"
-                    )
-            # Long videos are subsampled evenly, exactly as training did.
-            chunk = [fit_frames(array, self.loaded.config.max_frames) for array in chunk]
-            batch, mask = pad_frames(chunk, self.device)
             with torch.inference_mode():
-                token_lists = model.generate(batch, mask, beam_size=beam, max_len=self.max_len)
+                token_lists = self._generate(chunk, beam)
             captions.extend(self.loaded.vocab.decode(tokens) for tokens in token_lists)
         return captions
 
@@ -202,13 +196,12 @@ class Captioner:
     ) -> Iterator[tuple[Path, np.ndarray | None, str | None]]:
         """Decode in one worker process (crash/hang -> that video's error), in order."""
         from s2vt.decodepool import DEFAULT_DECODE_FN, DecodePool
-        from s2vt.flow.stream import decode_call
         from s2vt.inputs import VideoInput
         from s2vt.video import SamplingConfig
 
         sampling = SamplingConfig(**self.loaded.sampling)
         # A flow model's worker returns flow images, exactly as extraction's workers do.
-        stream_fn, options = decode_call(self.loaded.stream, self.device)
+        stream_fn, options = self._decode_call()
         if decode_fn is not None:
             options = {}
         # One worker keeps the output in input order; the encoder runs here meanwhile.
@@ -235,16 +228,42 @@ class Captioner:
     def _read_clip(self, path: Path, size: int) -> Any:
         """Decode one video in this process as its training features were made: the
         sampled frames, or a flow model's flow images (:func:`s2vt.flow.clip.read_flow_clip`)."""
-        from s2vt.flow.stream import decode_call
+        import importlib
+
         from s2vt.video import SamplingConfig, read_clip
 
         sampling = SamplingConfig(**self.loaded.sampling)
-        stream_fn, options = decode_call(self.loaded.stream, self.device)
+        stream_fn, options = self._decode_call()
         if stream_fn is None:
             return read_clip(path, sampling, size=size)
-        from s2vt.flow.clip import read_flow_clip
+        module, _, name = stream_fn.partition(":")
+        return getattr(importlib.import_module(module), name)(path, sampling, size, **options)
 
-        return read_flow_clip(path, sampling, size, **options)
+    def _decode_call(self) -> tuple[str | None, dict[str, Any]]:
+        """The decode function (``"module:function"``, None: plain frames) and its options."""
+        from s2vt.flow.stream import decode_call
+
+        return decode_call(self.loaded.stream, self.device)
+
+    def _model_inputs(self, arrays: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stored-style ``(T, D)`` arrays -> the model's padded batch ``(B, T, D)`` and mask."""
+        from s2vt.models.inputs import fit_frames, pad_frames
+
+        expected = self.loaded.config.feature_dim
+        for array in arrays:
+            if array.ndim != 2 or array.shape[1] != expected or array.shape[0] == 0:
+                raise S2VTError(
+                    f"features of shape {tuple(array.shape)} do not fit this model "
+                    f"(expects (T, {expected}))"
+                )
+        # Long videos are subsampled evenly, exactly as training did.
+        chunk = [fit_frames(array, self.loaded.config.max_frames) for array in arrays]
+        return pad_frames(chunk, self.device)
+
+    def _generate(self, chunk: Sequence[Any], beam: int) -> list[list[int]]:
+        """Token ids of one batch of videos' features."""
+        batch, mask = self._model_inputs(chunk)
+        return self.loaded.model.generate(batch, mask, beam_size=beam, max_len=self.max_len)
 
     def _get_encoder(self) -> FrameEncoder:
         if self._encoder is None:
@@ -274,3 +293,63 @@ class Captioner:
         captions = self.caption_features([features for _, features in batch], beam_size)
         for (path, _), caption in zip(batch, captions, strict=True):
             yield VideoCaption(path, caption)
+
+
+class FusedCaptioner(Captioner):
+    """A fused model dir (``s2vt fuse``): late fusion of member models.
+
+    Each video is decoded once for all members (:func:`s2vt.fusion.read_fused_clip`), each
+    member's own encoder makes its features (RGB frames, or flow images for a flow member),
+    and greedy or beam search runs on the weighted sum of the members' word probabilities.
+    A video's features are a tuple with one ``(T_i, D_i)`` array per member, in member
+    order: what :meth:`video_features` returns and :meth:`caption_features` takes.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedFused,
+        device: str | torch.device = "cpu",
+        beam_size: int = 5,
+        max_len: int = 20,
+        batch_size: int = 64,
+    ) -> None:
+        super().__init__(loaded, device, beam_size, max_len, batch_size)  # type: ignore[arg-type]
+        self.members = [Captioner(member, self.device, beam_size, max_len, batch_size)
+                        for member in loaded.members]
+
+    def video_features(self, path: str | Path) -> tuple[np.ndarray, ...]:  # type: ignore[override]
+        """Decode one video once and encode it for every member: one ``(T_i, D_i)`` each."""
+        self._get_encoder()  # a model/encoder mismatch stops before decoding
+        clip = self._read_clip(Path(path), 0)
+        return self._encode_frames(clip.frames)
+
+    def _encode_frames(self, frames: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:  # type: ignore[override]
+        return tuple(member._encode_frames(part)
+                     for member, part in zip(self.members, frames, strict=True))
+
+    def _decode_call(self) -> tuple[str | None, dict[str, Any]]:
+        from s2vt.fusion import FUSED_DECODE_FN
+
+        members = [{"sampling": member.loaded.sampling,
+                    "size": int(member._get_encoder().image_size),
+                    "stream": member.loaded.stream} for member in self.members]
+        return FUSED_DECODE_FN, {"members": members, "device": str(self.device)}
+
+    def _get_encoder(self) -> FrameEncoder:
+        """Build (once) and check every member's encoder; the first member's is returned.
+
+        The base class reads only its image size, as the nominal frame size of a decode
+        call, which the fused decode function ignores (each member brings its own).
+        """
+        return [member._get_encoder() for member in self.members][0]
+
+    def _generate(self, chunk: Sequence[Any], beam: int) -> list[list[int]]:
+        import numpy as np
+
+        for video in chunk:
+            if isinstance(video, np.ndarray) or len(video) != len(self.members):
+                raise S2VTError(f"a fused model with {len(self.members)} members needs one "
+                                "feature array per member for each video")
+        inputs = [member._model_inputs([video[i] for video in chunk])
+                  for i, member in enumerate(self.members)]
+        return self.loaded.model.generate(inputs, beam_size=beam, max_len=self.max_len)

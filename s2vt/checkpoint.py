@@ -136,6 +136,14 @@ def _read_json(path: Path, what: str) -> Any:
         raise S2VTError(f"{path} is not valid JSON: {error}") from None
 
 
+def read_vocab(directory: Path) -> Vocabulary:
+    """The vocabulary of a model dir (its config checked first; pickles refused)."""
+    directory = Path(directory)
+    read_model_dir_config(directory)
+    path = directory / VOCAB_FILE
+    return Vocabulary.from_dict(_read_json(path, "the vocabulary"), source=str(path))
+
+
 def read_model_dir_config(directory: Path) -> dict[str, Any]:
     """Read and check ``config.json`` of a model dir (no torch needed).
 
@@ -151,6 +159,9 @@ def read_model_dir_config(directory: Path) -> dict[str, Any]:
     data = _read_json(path, "the model config")
     if not isinstance(data, dict):
         raise S2VTError(f"{path} must hold a JSON object")
+    if data.get("kind") == "fused":
+        raise S2VTError(f"{directory} is a fused model dir (s2vt fuse), not a single model "
+                        "dir; use one of its members/ here")
     version = data.get("format_version")
     if version != FORMAT_VERSION:
         raise S2VTError(f"{path} has format_version {version!r}; this s2vt reads "

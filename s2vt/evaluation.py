@@ -231,7 +231,7 @@ def check_store_compatible(store: FeatureStore, loaded: LoadedModel) -> None:
 
 def evaluate(
     model_dir: Path,
-    features: Path,
+    features: Path | Sequence[Path],
     annotations: Path,
     out: Path,
     *,
@@ -251,7 +251,8 @@ def evaluate(
 
     Args:
         model_dir: a model dir from ``s2vt train``.
-        features: the feature store folder (made with the model's encoder and sampling).
+        features: the feature store folder (made with the model's encoder and sampling);
+            for a fused dir (``s2vt fuse``) one store per member, in member order.
         annotations: annotation file or dataset folder (references, clip paths).
         out: output folder for predictions.json, scores.json and report.html.
         split: the split to evaluate.
@@ -281,18 +282,28 @@ def evaluate(
     if batch_size < 1:
         raise S2VTError(f"batch size must be at least 1, got {batch_size}")
     out = Path(out)
-    store = FeatureStore.open(Path(features))
+    paths = [Path(features)] if isinstance(features, str | Path) else [Path(p) for p in features]
+    stores = [FeatureStore.open(path) for path in paths]
     captioner = Captioner.from_pretrained(Path(model_dir), device=device, beam_size=beam_size,
                                           batch_size=batch_size, max_len=max_len)
-    check_store_compatible(store, captioner.loaded)
+    members = getattr(captioner.loaded, "members", [captioner.loaded])
+    if len(stores) != len(members):
+        raise S2VTError(f"model dir {model_dir} has {len(members)} member(s) but "
+                        f"{len(stores)} feature store(s) were given: give one per member, "
+                        "in the fused dir's member order")
+    for one, member in zip(stores, members, strict=True):
+        check_store_compatible(one, member)
+    store = stores[0]
+    fused = len(stores) > 1
+    roots = " and ".join(str(one.root) for one in stores)
     subset = load_annotations(Path(annotations), format, video_root=video_root,
                               keep_missing=True).split(split)
 
     wanted = [video.video_id for video in subset.videos]
-    absent = [vid for vid in wanted if not store.has(vid)]
+    absent = [vid for vid in wanted if not all(one.has(vid) for one in stores)]
     if absent and not skip_missing:
         raise S2VTError(f"{len(absent)} of {len(wanted)} videos of split '{split}' have no "
-                        f"features in {store.root} (e.g. {_examples(absent)}); extract them "
+                        f"features in {roots} (e.g. {_examples(absent)}); extract them "
                         "or pass --skip-missing to evaluate on the others")
     if absent:
         logger.warning("skipping %d of %d videos of split '%s' without features (e.g. %s)",
@@ -301,14 +312,15 @@ def evaluate(
         subset.videos = [v for v in subset.videos if v.video_id not in absent_set]
         subset.captions = [c for c in subset.captions if c.video_id not in absent_set]
         if not subset.videos:
-            raise S2VTError(f"no video of split '{split}' has features in {store.root}")
+            raise S2VTError(f"no video of split '{split}' has features in {roots}")
 
     ids = [video.video_id for video in subset.videos]
     predictions: dict[str, str] = {}
     with tqdm(total=len(ids), desc=f"captioning {split}", unit="video") as progress:
         for start in range(0, len(ids), batch_size):
             chunk = ids[start : start + batch_size]
-            arrays = [store.read(vid).features for vid in chunk]
+            arrays = [tuple(one.read(vid).features for one in stores) if fused
+                      else store.read(vid).features for vid in chunk]
             for vid, caption in zip(chunk, captioner.caption_features(arrays), strict=True):
                 predictions[vid] = caption
             progress.update(len(chunk))
@@ -320,7 +332,7 @@ def evaluate(
     result = score_split(predictions, subset, java=java)
     result.settings = {
         "model": str(model_dir),
-        "features": str(features),
+        "features": [str(p) for p in paths] if fused else str(paths[0]),
         "annotations": str(annotations),
         "split": split,
         "beam_size": beam_size,

@@ -15,8 +15,8 @@ import sys
 from s2vt.errors import S2VTError
 from s2vt.runtime import keep_freed_memory
 
-COMMANDS = ("synth", "extract", "train", "caption", "evaluate", "score", "demo", "run", "bench",
-            "serve", "push")
+COMMANDS = ("synth", "extract", "train", "fuse", "caption", "evaluate", "score", "demo", "run",
+            "bench", "serve", "push")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,8 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
     )
     parser.add_argument("--model", required=True, help=MODEL_HELP)
-    parser.add_argument("--features", required=True, type=Path,
-                        help="feature store from `s2vt extract`")
+    parser.add_argument("--features", required=True, type=Path, action="append",
+                        help="feature store from `s2vt extract`; for a fused model dir give "
+                             "it once per member, in member order (e.g. RGB, then flow)")
     parser.add_argument("--annotations", required=True, type=Path,
                         help="annotation file or dataset folder")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
@@ -54,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
     if args.report_per_group < 1:
         raise S2VTError(f"--report-per-group must be at least 1, got {args.report_per_group}")
     model_dir = resolve_model(args.model)
+    features = args.features[0] if len(args.features) == 1 else args.features
     outcome = evaluate(
-        model_dir, args.features, args.annotations, args.out,
+        model_dir, features, args.annotations, args.out,
         split=args.split, format=args.format, video_root=args.video_root,
         beam_size=args.beam_size, batch_size=args.batch_size, max_len=args.max_len,
         device=args.device, java=False if args.no_java else None,

@@ -17,6 +17,7 @@ _FLAG_KEYS = {
     "precision": "precision",
     "seed": "seed",
     "init_from": "init_from",
+    "vocab_from": "vocab_from",
 }
 
 
@@ -52,6 +53,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--init-from", type=str, metavar="MODEL_DIR",
                         help="fine-tune from this model dir")
+    parser.add_argument("--vocab-from", type=str, metavar="MODEL_DIR",
+                        help="use this model dir's vocabulary (e.g. train a flow stream with "
+                             "the RGB model's words, so that `s2vt fuse` can fuse them)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser

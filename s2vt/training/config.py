@@ -63,6 +63,9 @@ class TrainConfig:
         patience: stop after this many epochs without improvement (0 = never stop early).
         save_every_steps: also save the training state every N steps (0 = per epoch only).
         init_from: a model dir to fine-tune (its architecture, vocabulary and weights).
+        vocab_from: a model dir whose vocabulary this run uses instead of building one from
+            the training captions (words it lacks become ``<unk>``), so that two models,
+            e.g. an RGB and a flow stream, can be fused (``s2vt fuse``).
 
     Raises:
         ConfigError: a value out of range; the message names its key.
@@ -87,6 +90,7 @@ class TrainConfig:
     patience: int = 5
     save_every_steps: int = 100
     init_from: str | None = None
+    vocab_from: str | None = None
 
     def __post_init__(self) -> None:
         positive = ("epochs", "batch_size", "captions_per_video", "min_word_count",
@@ -99,3 +103,6 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.vocab_from and self.init_from:
+            raise ConfigError("vocab_from and init_from are both set; init_from already brings "
+                              "its model dir's vocabulary")
