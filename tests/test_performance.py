@@ -45,7 +45,9 @@ def test_cli_parser_imports_no_heavy_library() -> None:
 
 @pytest.fixture(scope="module")
 def random_lite0_encoder():
-    return build_encoder(EncoderSpec(weights="random", precision="fp32"))
+    # The torch runtime: these tests check torch's chunked CPU path (the other runtimes'
+    # features are checked in tests/test_runtimes.py).
+    return build_encoder(EncoderSpec(weights="random", precision="fp32", runtime="torch"))
 
 
 def _random_model_dir(folder: Path) -> Path:
