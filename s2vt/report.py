@@ -4,8 +4,10 @@ The page opens from disk with no server, no network and no JavaScript. Videos ar
 by one per-video score and shown in three groups, like the S2VT paper's qualitative
 figure: the best third (mostly correct descriptions), the middle third (relevant but partly
 wrong) and the worst third (irrelevant). Each video shows a strip of frame thumbnails, the
-generated caption, its references and its own scores. Every piece of text (captions, ids,
-paths, settings) is HTML-escaped, since captions and ids are untrusted input.
+generated caption, its references and its own scores; for a model with attention over
+frames, a heat row per generated word shows the weight it gave each of the model's input
+frames (darker = more). Every piece of text (captions, ids, paths, settings) is
+HTML-escaped, since captions and ids are untrusted input.
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ margin:2px 4px 2px 0;font-size:.85em}
 .attr span{display:inline-block;border-radius:3px;padding:1px 6px;margin:2px 4px 2px 0;
 font-size:.8em}.attr .ok{background:#dfd}.attr .bad{background:#fdd}
 .note{color:#666;font-size:.9em}
+table.att{border-collapse:collapse;margin:4px 0;font-size:.8em}
+table.att td{padding:0 4px 0 0;white-space:nowrap}table.att td.w{width:12px;height:12px;
+padding:0;border:1px solid #fff}
 """
 
 
@@ -67,6 +72,8 @@ class ReportItem:
         scores: its own per-video scores (metric -> value).
         video_path: the clip file for thumbnails (None or a missing file: a placeholder).
         checks: extra right/wrong labels, e.g. ``{"motion": (False, "said up, is left")}``.
+        attention: per word of ``caption``, its weights over the model's input frames
+            (each row sums to 1); None for models without attention.
     """
 
     video_id: str
@@ -75,6 +82,7 @@ class ReportItem:
     scores: dict[str, float]
     video_path: Path | None = None
     checks: dict[str, tuple[bool, str]] = field(default_factory=dict)
+    attention: list[list[float]] | None = None
 
 
 def thumbnails(path: Path, num_frames: int = 4, size: int = 96, quality: int = 80) -> list[str]:
@@ -169,9 +177,28 @@ def _card(item: ReportItem, rank_metric: str, num_frames: int, thumb_size: int) 
         f'<div class="caption">{caption}</div>'
         f'<div class="scores">{badges}</div>'
         + (f'<div class="attr">{checks}</div>' if checks else "")
+        + _attention_rows(item)
         + f'<ul class="refs">{refs}</ul>'
         "</div></div>"
     )
+
+
+def _attention_rows(item: ReportItem) -> str:
+    """One row per caption word: the word, then one cell per model frame shaded by the
+    weight the word gave it (relative to the row's largest weight; exact value on hover)."""
+    words = item.caption.split()
+    if not item.attention or len(item.attention) != len(words):
+        return ""
+    rows = []
+    for word, weights in zip(words, item.attention, strict=True):
+        top = max(weights) or 1.0
+        cells = "".join(
+            f'<td class="w" style="background:rgba(200,60,20,{w / top:.2f})" '
+            f'title="frame {i + 1}: {w:.2f}"></td>'
+            for i, w in enumerate(weights))
+        rows.append(f"<tr><td>{html.escape(word)}</td>{cells}</tr>")
+    return ('<table class="att" aria-label="attention over frames per word">'
+            + "".join(rows) + "</table>")
 
 
 def _strip(item: ReportItem, num_frames: int, thumb_size: int) -> str:

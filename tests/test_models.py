@@ -68,6 +68,25 @@ def test_decode_steps_match_teacher_forced_forward(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_decode_steps_match_forward_with_shared_videos_and_beam_rows(name: str) -> None:
+    """The step hooks as a training objective uses them (scheduled sampling feeds its own
+    words through them): rows that repeat and reorder videos, with ``video_index`` on the
+    teacher-forced side, still give forward's logits."""
+    torch.manual_seed(4)
+    model = build_model(tiny_config(name)).eval()
+    features, mask, _ = batch_inputs(4)
+    rows = torch.tensor([2, 0, 0, 1, 2])
+    tokens = torch.randint(4, 20, (5, 6), generator=torch.Generator().manual_seed(4))
+    tokens[:, 0] = BOS_ID
+    logits = model(features, mask, tokens, rows)
+    memory, state = model.init_decoding(features, mask, tokens.shape[1])
+    state = {key: value.index_select(0, rows) for key, value in state.items()}
+    for step in range(tokens.shape[1]):
+        step_logits, state = model.decode_step(tokens[:, step], state, memory, rows, step)
+        torch.testing.assert_close(step_logits, logits[:, step], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_beam_size_one_equals_greedy_and_beams_are_valid(name: str) -> None:
     torch.manual_seed(2)
     model = build_model(tiny_config(name)).eval()
@@ -119,15 +138,18 @@ def test_bad_inputs_and_unknown_model() -> None:
 
 def test_registry_is_what_the_tests_iterate() -> None:
     """The parametrized tests above take their names from the registry, which holds at
-    least the paper's model and the baseline."""
+    least the paper's model, the baseline, the attention model and the transformer."""
     from s2vt.models import MODELS
 
-    assert set(NAMES) == set(MODELS) and {"s2vt", "meanpool"} <= set(NAMES)
+    assert set(NAMES) == set(MODELS)
+    assert {"s2vt", "meanpool", "s2vt_att", "transformer"} <= set(NAMES)
 
 
 @pytest.mark.parametrize(("key", "value"), [("embed_size", 0), ("hidden_size", 0),
                                             ("max_frames", 0), ("feature_dim", -1),
-                                            ("vocab_size", -1), ("dropout", 1.0)])
+                                            ("vocab_size", -1), ("dropout", 1.0),
+                                            ("encoder_layers", 0), ("decoder_layers", 0),
+                                            ("num_heads", 0)])
 def test_bad_model_config_is_a_config_error_naming_the_key(key: str, value: float) -> None:
     with pytest.raises(ConfigError, match=rf"^model\.{key} must be"):
         ModelConfig(**{key: value})
