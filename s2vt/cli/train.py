@@ -17,7 +17,7 @@ _FLAG_KEYS = {
     "precision": "precision",
     "seed": "seed",
     "init_from": "init_from",
-    "vocab_from": "vocab_from",
+    "objective": "objective",
 }
 
 
@@ -52,10 +52,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--seed", type=int)
     parser.add_argument("--init-from", type=str, metavar="MODEL_DIR",
-                        help="fine-tune from this model dir")
-    parser.add_argument("--vocab-from", type=str, metavar="MODEL_DIR",
-                        help="use this model dir's vocabulary (e.g. train a flow stream with "
-                             "the RGB model's words, so that `s2vt fuse` can fuse them)")
+                        help="start from this model dir (fine-tuning, or self-critical training)")
+    parser.add_argument("--objective", choices=["xe", "scst"],
+                        help="xe: cross-entropy (default); scst: self-critical training with a "
+                             "CIDEr-D reward, from --init-from (a cross-entropy model dir)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser

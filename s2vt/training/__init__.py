@@ -20,13 +20,21 @@ out whole batches, see :func:`shard_batches`); only rank 0 writes files and prog
 Modules: :mod:`~s2vt.training.config` (the configs), :mod:`~s2vt.training.state` (what is
 saved for resume and how it is checked), :mod:`~s2vt.training.batching` (the data in memory
 and each epoch's batches), :mod:`~s2vt.training.optim` (optimizer, schedule, precision),
+:mod:`~s2vt.training.objectives` (what a step minimises: cross-entropy, optionally with
+scheduled sampling, or self-critical training; a registry)
 :mod:`~s2vt.training.trainer` (the loop and :func:`train`).
 """
 
 from __future__ import annotations
 
 from s2vt.training.batching import epoch_batches, grouped_pair_order, shard_batches
-from s2vt.training.config import OptimizerConfig, TrainConfig, ValMetric
+from s2vt.training.config import (
+    OptimizerConfig,
+    ScheduledSamplingConfig,
+    ScstConfig,
+    TrainConfig,
+    ValMetric,
+)
 from s2vt.training.optim import build_optimizer
 from s2vt.training.state import (
     CONFIG_FILE,
@@ -48,6 +56,8 @@ __all__ = [
     "STATE_FORMAT_VERSION",
     "OptimizerConfig",
     "SampleHook",
+    "ScheduledSamplingConfig",
+    "ScstConfig",
     "TrainConfig",
     "TrainResult",
     "ValMetric",

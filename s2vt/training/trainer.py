@@ -11,14 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from s2vt import distributed
-from s2vt.config import config_to_dict, save_config
+from s2vt.config import config_from_dict, config_to_dict, save_config
 from s2vt.devices import resolve_device
 from s2vt.errors import S2VTError, one_line
 from s2vt.models.config import ModelConfig
 from s2vt.training.batching import (
     TrainData,
-    collate,
-    epoch_batches,
     feature_stats,
     load_features,
 )
@@ -90,7 +88,13 @@ class Trainer:
         from s2vt.datasets import load_annotations
         from s2vt.features import FeatureStore
         from s2vt.modelcard import card_data
-        from s2vt.text import Vocabulary, tokenize
+        from s2vt.text import Vocabulary
+        from s2vt.training.objectives import (
+            ObjectiveContext,
+            build_objective,
+            check_init_model,
+            check_init_vocab,
+        )
 
         config = self.config
         if not resume and self.state_path.exists():
@@ -117,20 +121,22 @@ class Trainer:
                         "stream": loaded.stream}
             check_store_matches(store, recorded, f"model dir {config.init_from}")
             vocab = loaded.vocab
-        elif config.vocab_from:
-            from s2vt.checkpoint import read_vocab
-
-            vocab = read_vocab(Path(config.vocab_from))
-            unknown = {word for c in train_split.captions for word in tokenize(c.text)
-                       if word not in vocab}
-            self._info("vocabulary of %s: %d words (%d words of split '%s' are not in it and "
-                       "read as <unk>)", config.vocab_from, len(vocab), len(unknown),
-                       config.train_split)
+            check_init_model(config.model, loaded.config, f"model dir {config.init_from}")
+            if config.objective == "scst":
+                built = Vocabulary.build((c.text for c in train_split.captions),
+                                         min_count=config.min_word_count)
+                check_init_vocab(vocab, built, f"model dir {config.init_from}",
+                                 config.train_split, config.min_word_count)
         else:
             vocab = Vocabulary.build((c.text for c in train_split.captions),
                                      min_count=config.min_word_count)
         self.vocab = vocab
-        self.model_config = self._resolve_model_config(loaded.config if loaded else None)
+        from_dir = loaded.config if loaded else None
+        if state is not None and config.init_from:
+            # The architecture came from the model dir: resume it, whatever the model section.
+            from_dir = config_from_dict(ModelConfig, state["model_config"], where="model")
+            check_init_model(config.model, from_dir, f"the run being resumed ({self.state_path})")
+        self.model_config = self._resolve_model_config(from_dir)
         if state is not None:
             old = state["model_config"]
             key = config_difference(old, config_to_dict(self.model_config))
@@ -200,12 +206,15 @@ class Trainer:
             write_metrics(self.out / METRICS_FILE, self.history)
         distributed.barrier(self.ctx)
 
-        self.net = self.model
+        self.objective = build_objective(ObjectiveContext(
+            config, self.train, train_split.references(), self.vocab, self.device,
+            self._autocast, self.model))
+        self.net = self.objective.network(self.model)
         if self.ctx.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = DistributedDataParallel(self.model, device_ids=ids)
+            self.net = DistributedDataParallel(self.net, device_ids=ids)
 
     def _resolve_model_config(self, from_dir: ModelConfig | None) -> ModelConfig:
         from s2vt.models import check_model_name
@@ -270,6 +279,12 @@ class Trainer:
         self._info("resuming %s at epoch %d, batch %d (step %d)", self.out, self.epoch + 1,
                    self.batch_in_epoch, self.step)
 
+    def _autocast(self):
+        import torch
+
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                              enabled=self.autocast_dtype is not None)
+
     def _info(self, message: str, *args: Any) -> None:
         if self.ctx.is_main:
             logger.info(message, *args)
@@ -316,11 +331,8 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
     def _epoch_batches(self, epoch: int) -> list[list[int]]:
-        """This process's batches of caption-pair indices for ``epoch``."""
-        config = self.config
-        return epoch_batches(self.train.samples, batch_size=config.batch_size,
-                             captions_per_video=config.captions_per_video, seed=config.seed,
-                             epoch=epoch, rank=self.ctx.rank, world_size=self.ctx.world_size)
+        """This process's batches for ``epoch`` (caption pairs, or videos for scst)."""
+        return self.objective.epoch_batches(epoch, self.ctx.rank, self.ctx.world_size)
 
     def _set_learning_rate(self, step: int, total_steps: int) -> None:
         lr = scheduled_lr(self.config.optimizer, step, total_steps)
@@ -329,17 +341,8 @@ class Trainer:
 
     def _train_step(self, batch: list[int]) -> None:
         import torch
-        import torch.nn.functional as F
 
-        from s2vt.text import PAD_ID
-
-        features, mask, video_index, inputs, targets = collate(self.train, batch, self.device)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                            enabled=self.autocast_dtype is not None):
-            logits = self.net(features, mask, inputs, video_index)
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
-                               targets.reshape(-1), ignore_index=PAD_ID,
-                               label_smoothing=self.config.label_smoothing)
+        loss, total, count = self.objective.loss(self.net, batch, self.epoch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.config.grad_clip > 0:
@@ -347,9 +350,8 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        tokens = int((targets != PAD_ID).sum())
-        self.loss_sum += float(loss.detach()) * tokens
-        self.loss_tokens += tokens
+        self.loss_sum += total
+        self.loss_tokens += count
 
     def _validate(self) -> dict[str, float]:
         """Caption the val videos (sharded over ranks, gathered) and score them."""
@@ -399,7 +401,8 @@ class Trainer:
                     self.step += 1
                     bar.update(1)
                     if self.loss_tokens:
-                        bar.set_postfix(loss=f"{self.loss_sum / self.loss_tokens:.3f}")
+                        bar.set_postfix({self.objective.summary_label:
+                                         f"{self.loss_sum / self.loss_tokens:.3f}"})
                     if (config.save_every_steps and self.step % config.save_every_steps == 0
                             and self.batch_in_epoch < len(batches)):
                         self.epoch_seconds = time.perf_counter() - started
@@ -424,7 +427,7 @@ class Trainer:
             self.bad_epochs += 1
             if self.config.patience and self.bad_epochs >= self.config.patience:
                 self.stopped_early = True
-        row = {"epoch": epoch, "step": self.step, "train_loss": train_loss,
+        row = {"epoch": epoch, "step": self.step, self.objective.summary_key: train_loss,
                "val": val, "val_metric": metric, "best_epoch": self.best_epoch,
                "seconds": round(seconds, 3)}
         self.history.append(row)
@@ -435,8 +438,9 @@ class Trainer:
                 self._save_model_dir(self.out, info)
             write_metrics(self.out / METRICS_FILE, self.history)
             shown = f"{metric} {current:.4f}" if current is not None else "no validation"
-            logger.info("epoch %d/%d: train loss %.4f, %s%s (%.1fs)", epoch, self.config.epochs,
-                        train_loss, shown, " (best)" if improved else "", seconds)
+            logger.info("epoch %d/%d: train %s %.4f, %s%s (%.1fs)", epoch, self.config.epochs,
+                        self.objective.summary_label, train_loss, shown,
+                        " (best)" if improved else "", seconds)
             if self.stopped_early:
                 logger.info("early stopping: no %s improvement for %d epochs (best epoch %d)",
                             metric, self.bad_epochs, self.best_epoch)
