@@ -154,6 +154,35 @@ def test_openvino_grid2_cells():
     assert cosine(features.view(12, 1280), reference.view(12, 1280)).min().item() >= 0.999
 
 
+def test_hf_grid2_on_openvino(tmp_path):
+    # grid2 reshapes the patch tokens per image: the batch size must not be traced in.
+    spec = EncoderSpec(name=f"hf:{_tiny_vit(tmp_path / 'vit')}", pool="grid2", precision="fp32")
+    frames = np.random.default_rng(4).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    reference = build_encoder(dataclasses.replace(spec, runtime="torch")).encode(frames)
+    encoder = build_encoder(dataclasses.replace(spec, runtime="openvino"))
+    features = encoder.encode(frames)
+    assert encoder.runtime == "openvino" and features.shape == (5, 128)
+    assert cosine(features, reference).min().item() >= 0.999
+
+
+class _ReadsItsBatchSize(torch.nn.Module):
+    """Converts without error, but tracing freezes len(x): wrong for other batch sizes."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images.mean(dim=(2, 3)) * len(images)
+
+
+def test_a_network_that_converts_wrongly_runs_on_torch(own_cache, caplog):
+    from s2vt.encoders.base import FrameEncoder
+
+    with caplog.at_level(logging.WARNING, logger="s2vt.encoders.base"):
+        encoder = FrameEncoder(_ReadsItsBatchSize(), spec=TINY_OV, feature_dim=3, image_size=8,
+                               mean=(0.5,) * 3, std=(0.5,) * 3, device=torch.device("cpu"))
+    assert encoder.runtime == "torch"
+    assert "differs from torch" in caplog.text
+    assert _sidecars(own_cache) == []  # nothing wrong was cached
+
+
 def test_openvino_batching_and_neighbours():
     # Real weights: a randomly initialised Lite0 gives features near 1e-9, all rounding.
     spec = LITE0_32

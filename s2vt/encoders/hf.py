@@ -174,7 +174,9 @@ class _HFEmbed(nn.Module):
             rows = images.shape[-2] // self.patch_size
             cols = images.shape[-1] // self.patch_size
             patches = hidden[:, -rows * cols :]  # after the class / register tokens
-            grid = patches.reshape(len(hidden), rows, cols, -1).permute(0, 3, 1, 2)
+            # -1 for the batch, not len(hidden): a traced export (the OpenVINO runtime)
+            # would freeze the example's batch size into the network.
+            grid = patches.reshape(-1, rows, cols, hidden.shape[-1]).permute(0, 3, 1, 2)
             return pool_feature_map(grid, "grid2")
         if self.pooled == "cls":
             return hidden[:, 0]

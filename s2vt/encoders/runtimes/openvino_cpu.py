@@ -68,6 +68,29 @@ def _convert(net: nn.Module, image_size: int) -> Any:
                                 input=[(-1, 3, image_size, image_size)])
 
 
+def check_conversion(model: Any, net: nn.Module, image_size: int) -> None:
+    """Raise ValueError unless ``model`` computes what ``net`` does, in fp32.
+
+    Why: tracing turns Python numbers taken from shapes into constants, so a network that
+    reads its batch size (``len(x)``) converts without error yet computes garbage for other
+    batch sizes. The probe batch (3) differs from the traced example's (2) to catch that.
+    """
+    generator = torch.Generator().manual_seed(0)
+    probe = torch.randn(3, 3, image_size, image_size, generator=generator)
+    with torch.inference_mode():
+        expected = net(probe).float()
+    compiled = _core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    got = torch.from_numpy(np.array(compiled(probe.numpy())[0]))
+    if got.shape != expected.shape:
+        raise ValueError(f"the converted network gives shape {tuple(got.shape)} where torch "
+                         f"gives {tuple(expected.shape)}")
+    error = (got - expected).abs().max().item()
+    scale = expected.abs().max().item()
+    if not error <= 1e-3 * scale:
+        raise ValueError(f"the converted network differs from torch by {error:.3g} "
+                         f"(outputs up to {scale:.3g})")
+
+
 def load_model(net: nn.Module, identity: dict[str, Any], image_size: int) -> Any:
     """The converted network from the cache, or converted now and cached.
 
@@ -99,6 +122,7 @@ def load_model(net: nn.Module, identity: dict[str, Any], image_size: int) -> Any
     logger.info("converting encoder %s to OpenVINO at %d px (once; cached in %s)",
                 identity.get("name"), image_size, cached.folder)
     model = _convert(net, image_size)
+    check_conversion(model, net, image_size)
     cached.folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cached.folder, prefix=".convert-") as tmp:
         xml = Path(tmp) / "network.xml"
