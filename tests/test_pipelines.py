@@ -8,9 +8,20 @@ from pathlib import Path
 import pytest
 
 from s2vt.cli import main
+from s2vt.datasets import load_annotations
 from s2vt.errors import ConfigError
+from s2vt.evaluation import score_split
+from s2vt.metrics import METRIC_KEYS
 from s2vt.pipelines.recipe import Step, run_step
-from s2vt.pipelines.synthetic import MODELS, SPLITS, DemoSettings, run_demo, split_stage_overrides
+from s2vt.pipelines.synthetic import (
+    MODELS,
+    SPLITS,
+    TABLE_METRICS,
+    DemoSettings,
+    run_demo,
+    split_stage_overrides,
+)
+from s2vt.synth_attributes import ATTRIBUTE_KEYS
 
 
 def _counting_step(out: Path, key: dict, calls: list[bool]) -> Step:
@@ -89,18 +100,33 @@ def test_demo_runs_the_whole_chain_and_reuses_it(tmp_path: Path) -> None:
     settings = DemoSettings(num_videos=24, seed=3, beam_size=2, overrides=TINY)
     result = run_demo(out, settings)
 
+    annotations = load_annotations(out / "data" / "annotations.json")
+    table = result.table.splitlines()
     for model in MODELS:
         assert (out / model / "model" / "model.safetensors").is_file()
         for split in SPLITS:
-            scores = json.loads((out / model / split / "scores.json").read_text())
-            for key in ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr", "attr_motion"):
-                assert isinstance(scores[key], float), key
-            predictions = json.loads((out / model / split / "predictions.json").read_text())
-            assert predictions and {"video_id", "caption"} <= set(predictions[0])
+            saved = json.loads((out / model / split / "scores.json").read_text())
+            predictions = {p["video_id"]: p["caption"] for p in
+                           json.loads((out / model / split / "predictions.json").read_text())}
+            assert sorted(predictions) == sorted(v.video_id for v in
+                                                 annotations.split(split).videos)
+            # The scores are those of the saved captions on that split (official protocol,
+            # attribute accuracy included), and the result and the table show them.
+            expected = score_split(predictions, annotations, split=split, java=True).scores
+            assert set(expected) == {*METRIC_KEYS, *ATTRIBUTE_KEYS}
+            assert {k: v for k, v in saved.items() if k != "settings"} == pytest.approx(expected)
+            assert result.scores[model][split] == pytest.approx(expected)
+            column = table[0].index(f"{model} {split}") + len(f"{model} {split}")
+            for metric in TABLE_METRICS:
+                row = next(line for line in table if line.split()[0] == metric)
+                assert row[:column].rstrip().endswith(f"{expected[metric]:.3f}"), (metric, row)
             assert (out / model / split / "report.html").is_file()
     assert (out / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "attr_motion" in result.table and "meanpool test_novel" in result.table
-    assert isinstance(result.sample["s2vt"], str) and result.sample["references"]
+    sample = result.sample
+    first_test = min(v.video_id for v in annotations.split("test").videos)
+    assert sample["video_id"] == first_test
+    assert sample["references"] == annotations.split("test").references()[first_test][:3]
+    assert all(isinstance(sample[model], str) for model in MODELS)
 
     stamps = sorted(out.rglob(".*.step.json"))
     before = {p: p.read_text() for p in stamps}
