@@ -80,7 +80,7 @@ def _worker_main(conn: Any, decode_fn: str, sampling: dict, decode_threads: int,
             clip = decode(Path(path), sampling_config, size, num_threads=decode_threads,
                           **(decode_options or {}))
             message = ("ok", video_id, clip.frames, clip.indices, clip.timestamps,
-                       float(clip.fps))
+                       float(clip.fps), _decoding(clip))
         except Exception as error:
             # The reason names the file: keep it whole for long paths.
             message = ("error", video_id, one_line(error, limit=2000))
@@ -100,6 +100,19 @@ class Decoded:
     timestamps: np.ndarray | None = None
     fps: float = 0.0
     error: str | None = None
+    # decoder that read it, and partial + warning when only part of the video decodes
+    decoding: dict | None = None
+
+
+def _decoding(clip: Any) -> dict:
+    """How a clip was decoded, for the store's per-video record (any Clip-like object)."""
+    record: dict[str, Any] = {"decoder": getattr(clip, "decoder", "") or None}
+    if getattr(clip, "partial", False):
+        record.update(partial=True, decoded_frames=clip.decoded_frames,
+                      total_frames=clip.total_frames)
+    if getattr(clip, "warning", None):
+        record["warning"] = clip.warning
+    return record
 
 
 class _Slot:
@@ -292,8 +305,9 @@ class DecodePool:
             elif kind == "broken":
                 raise S2VTError(f"decode worker cannot start: {message[1]}")
             elif kind == "ok":
-                _, _, frames, indices, timestamps, fps = message
-                results.put(Decoded(slot.task, frames, indices, timestamps, fps))
+                _, _, frames, indices, timestamps, fps, decoding = message
+                results.put(Decoded(slot.task, frames, indices, timestamps, fps,
+                                    decoding=decoding))
                 slot.task = None
             else:
                 results.put(Decoded(slot.task, error=message[2]))

@@ -39,7 +39,7 @@ from s2vt.features import FORMAT_VERSION, FeatureStore, meta_difference, meta_mi
 from s2vt.flow.config import FlowConfig
 from s2vt.flow.stream import STREAM_NAMES, decode_call, stream_meta
 from s2vt.inputs import VideoInput, parse_shard, resolve_inputs, select_shard
-from s2vt.video import SamplingConfig
+from s2vt.video import DEFAULT_DECODER, SamplingConfig, decoder_chain, decoder_names
 
 # Callers (pipelines, bench, scripts) import the stage's inputs from here too.
 __all__ = [
@@ -71,6 +71,8 @@ class ExtractConfig:
         stream: ``rgb`` (the frames) or ``flow`` (flow images of frame pairs, computed in
             the decode workers and encoded by the same encoder; see :mod:`s2vt.flow`).
         flow: the flow method and its settings (``stream: flow`` only).
+        decoder: the video decoder (:func:`s2vt.video.decoder_names`); ``auto`` is decord
+            where installed with PyAV behind it. Recorded in the store's meta.
     """
 
     encoder: EncoderSpec = field(default_factory=EncoderSpec)
@@ -84,8 +86,12 @@ class ExtractConfig:
     shard: str | None = None
     stream: Literal["rgb", "flow"] = "rgb"
     flow: FlowConfig = field(default_factory=FlowConfig)
+    decoder: str = DEFAULT_DECODER
 
     def __post_init__(self) -> None:
+        if self.decoder not in decoder_names():
+            raise ConfigError(f"unknown decoder {self.decoder!r}; known decoders: "
+                              f"{', '.join(decoder_names())}")
         if self.stream not in STREAM_NAMES:
             raise ConfigError(f"unknown stream {self.stream!r}; known streams: "
                               f"{', '.join(STREAM_NAMES)}")
@@ -135,6 +141,7 @@ def _spec_meta(config: ExtractConfig) -> dict[str, Any]:
         "sampling": dataclasses.asdict(config.sampling),
         "dtype": config.dtype,
         "stream": stream_meta(config.stream, config.flow),
+        "decoder": config.decoder,
     }
 
 
@@ -216,11 +223,12 @@ def extract(
     missing_ids = {v.video_id for v in missing}
     todo = [v for v in pending if v.video_id not in missing_ids]
     workers = min(config.workers or default_workers(), max(1, len(todo)))
+    decoder_chain(config.decoder)  # a decoder that cannot run here: one line, not N failures
     stream_fn, stream_options = decode_call(_spec_meta(config)["stream"], config.device)
     if stream_fn is not None and decode_fn == DEFAULT_DECODE_FN:
         decode_fn = stream_fn  # flow: the workers return flow images in place of frames
     pool = DecodePool(workers, config.sampling, config.decode_timeout, decode_fn=decode_fn,
-                      decode_options=stream_options)
+                      decode_options={**stream_options, "decoder": config.decoder})
     try:
         if todo:
             pool.start()  # workers import decord while the encoder loads
@@ -324,7 +332,11 @@ def _run(pool: DecodePool, todo: list[VideoInput], store: FeatureStore, encoder:
         started = time.perf_counter()
         try:
             store.write(video.video_id, np.concatenate(item.parts), decoded.indices,
-                        decoded.timestamps, source=str(video.path), fps=decoded.fps)
+                        decoded.timestamps, source=str(video.path), fps=decoded.fps,
+                        decoding=decoded.decoding)
+            if (decoded.decoding or {}).get("warning"):
+                # Extracted, but not the clean way: say so (partial video, decoder fallback).
+                logger.warning("%s: %s", video.video_id, decoded.decoding["warning"])
         except S2VTError as error:
             _fail(store, result, video, str(error), bar)
             return

@@ -119,6 +119,7 @@ def normalize_meta(meta: dict[str, Any]) -> dict[str, Any]:
     data.setdefault("dtype", DEFAULT_DTYPE)
     data.setdefault("format_version", FORMAT_VERSION)
     data.setdefault("stream", {"name": "rgb"})  # stores made before streams hold rgb
+    data.setdefault("decoder", "decord")  # stores made before the decoder registry
     dim = data.get("feature_dim")
     if not isinstance(dim, int) or isinstance(dim, bool) or dim <= 0:
         raise S2VTError(f"feature store meta needs a positive integer feature_dim, got {dim!r}")
@@ -317,6 +318,7 @@ class FeatureStore:
         timestamps: np.ndarray,
         source: str | None = None,
         fps: float = 0.0,
+        decoding: dict | None = None,
     ) -> None:
         """Store one video's features atomically (sidecar JSON first, then the ``.npy``).
 
@@ -327,6 +329,8 @@ class FeatureStore:
             timestamps: (T,) seconds.
             source: the source video path, recorded for reference.
             fps: the source's average frame rate.
+            decoding: how the frames were decoded (``decoder``, and ``partial`` with a
+                ``warning`` when only part of the video decodes), recorded as is.
 
         Raises:
             S2VTError: on a wrong shape, or when the files cannot be written.
@@ -352,6 +356,8 @@ class FeatureStore:
             "indices": [int(i) for i in indices],
             "timestamps": [float(t) for t in timestamps],
         }
+        if decoding:
+            info["decoding"] = dict(decoding)
         payload = _npy_bytes(np.ascontiguousarray(features, dtype=self.dtype))
         try:
             _atomic_write_bytes(

@@ -127,6 +127,9 @@ def test_decord_errors_become_one_clean_line():
     assert decoder_reason(nested) == (
         "Thread worker: Error sending packet (Invalid data found when processing input)")
     assert decoder_reason(RuntimeError("[12:00:00] /src/a.cc:61: plain text\nmore")) == "plain text"
+    assert decoder_reason(RuntimeError(
+        "[10:00:00] /src/video_reader.cc:500: av_read_frame failed with 1094995529")) == (
+        "av_read_frame failed (Invalid data found when processing input)")
     assert decoder_reason(RuntimeError("")) == "RuntimeError"
 
 
@@ -531,3 +534,46 @@ def test_without_decord_extract_and_caption_run_on_pyav(tmp_path):
     results = json.loads(caption.stdout)
     assert [Path(r["path"]).name for r in results] == ["a.mp4", "b.webm"]
     assert all(isinstance(r["caption"], str) for r in results)
+
+
+# ------------------------------------------------------------------- extract records it
+
+
+def _extract(videos: Path, out: Path, *extra: str) -> int:
+    from s2vt.cli import main
+
+    return main(["extract", str(videos), "--out", str(out), "--encoder", "tiny",
+                 "--num-frames", "4", "--workers", "1", "--no-progress", *extra])
+
+
+def test_extract_records_the_decoder_in_meta_and_per_video(tmp_path, capsys):
+    videos = tmp_path / "videos"
+    write_video(videos / "a.mp4", num_frames=12, width=64, height=48)
+    out = tmp_path / "features"
+    assert _extract(videos, out, "--decoder", "pyav") == 0
+    assert json.loads((out / "meta.json").read_text())["decoder"] == "pyav"
+    record = json.loads((out / "a.json").read_text())
+    assert record["decoding"] == {"decoder": "pyav"}
+    # Another decoder into the same store is refused, naming the key.
+    write_video(videos / "b.mp4", num_frames=12, width=64, height=48)
+    capsys.readouterr()
+    assert _extract(videos, out, "--decoder", "auto") == 2
+    assert "different decoder: 'pyav' there, 'auto' now" in capsys.readouterr().err
+    assert _extract(videos, tmp_path / "other", "--decoder", "vlc") == 2
+    assert "unknown decoder 'vlc'; known decoders: decord, pyav" in capsys.readouterr().err
+
+
+@NEEDS_REAL
+def test_extract_keeps_a_partly_decodable_video_and_says_so(tmp_path, capsys):
+    listing = tmp_path / "videos.txt"
+    listing.write_text(f"{REAL / 'edge' / 'decord_corrupted.mp4'}\n"
+                       f"{REAL / 'edge' / 'decord_video_90.mov'}\n")
+    out = tmp_path / "features"
+    assert _extract(listing, out) == 0
+    record = json.loads((out / "decord_corrupted.json").read_text())
+    assert record["decoding"]["partial"] is True and record["decoding"]["decoder"] == "pyav"
+    assert record["decoding"]["decoded_frames"] == 49
+    assert 30 not in record["indices"]
+    assert "only 49 of 50 frames decode" in capsys.readouterr().err
+    clean = json.loads((out / "decord_video_90.json").read_text())
+    assert "partial" not in clean["decoding"]

@@ -33,12 +33,13 @@ TINY_DIM = 48
 SAMPLING = {"mode": "uniform", "num_frames": 4, "stride": 10, "fps": 1.0, "max_frames": 80}
 
 # The messy folder: file stem -> (kind, expected failure reason or None for a good clip).
-GOOD = ("good one", "café ünïcode", "one frame", "odd 17x13", "uhd 4k")
+# "cut faststart" (index up front, data cut off) yields the frames that are there, flagged
+# partial in its record.
+GOOD = ("good one", "café ünïcode", "one frame", "odd 17x13", "uhd 4k", "cut faststart")
 BAD = {
     "empty": "empty file (0 bytes)",
     "notes": "not a readable video",
     "cut": "not a readable video",                       # mp4 index at the end: lost
-    "cut faststart": "corrupt or truncated video data",  # index up front, data cut off
     "audio": "no video stream",
 }
 
@@ -197,6 +198,9 @@ def test_extract_messy_folder_does_every_good_clip_with_bounded_memory(
         assert Path(got.source).name == f"{video_id}.mp4"
     assert store.read("one frame").indices.tolist() == [0, 0, 0, 0]
     assert store.read("uhd 4k").indices.tolist() == [0, 1, 1, 2]
+    decoding = json.loads(store.info_path("cut faststart").read_text())["decoding"]
+    assert decoding["partial"] and decoding["total_frames"] < 20
+    assert "the header lists 20 frames" in decoding["warning"]
     # the files stay inside the store, named by reversible safe names
     assert {p.parent for p in tmp_path.rglob("*.npy")} == {out}
 

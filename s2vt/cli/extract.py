@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from s2vt.devices import DEVICE_HELP
+from s2vt.video import DECODER_HELP
 
 # CLI flag (argparse dest) -> dotted ExtractConfig key.
 _FLAG_KEYS: dict[str, str] = {
@@ -15,6 +16,7 @@ _FLAG_KEYS: dict[str, str] = {
     "weights": "encoder.weights",
     "precision": "encoder.precision",
     "runtime": "encoder.runtime",
+    "decoder": "decoder",
     "pool": "encoder.pool",
     "image_size": "encoder.image_size",
     "sampling": "sampling.mode",
@@ -70,6 +72,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, help="decoding processes")
     parser.add_argument("--threads", type=int, help="torch threads for the encoder")
     parser.add_argument("--decode-timeout", type=float, help="seconds per video before failing it")
+    parser.add_argument("--decoder", metavar="NAME", help=DECODER_HELP)
     parser.add_argument(
         "--shard", metavar="I/N",
         help="process only shard I (1-based) of N; N runs into one --out make the full store",

@@ -39,7 +39,11 @@ from s2vt.video.registry import (
 )
 from s2vt.video.sampling import SAMPLING_MODES, VIDEO_EXTENSIONS, SamplingConfig, sample_indices
 
+DECODER_HELP = ("video decoder: auto (default: decord where installed, PyAV when decord "
+                "fails or is missing), decord, pyav, torchcodec, torchcodec-cuda")
+
 __all__ = [
+    "DECODER_HELP",
     "DEFAULT_DECODER",
     "SAMPLING_MODES",
     "VIDEO_EXTENSIONS",

@@ -21,6 +21,8 @@ _DECORD_PREFIX = re.compile(r"^(\[[0-9:]+\]\s+\S+:\d+:\s+)+(Check failed:\s+)?(E
 # What is left of a failed decord check: "expr >= 0 (-1094995529 vs. 0) Thread worker: ...",
 # the number being an FFmpeg error code.
 _DECORD_CHECK = re.compile(r"^(?P<expr>.+?) \((?P<code>-\d+) vs\. -?\d+\)\s*(?P<message>.*)$")
+# ... or "av_read_frame failed with 1094995529": the code without its minus sign.
+_DECORD_FAILED = re.compile(r"^(?P<call>\w+) failed with (?P<code>-?\d+)$")
 
 
 @dataclass
@@ -109,4 +111,8 @@ def decoder_reason(error: BaseException) -> str:
         message = check["message"].rstrip(". ") or check["expr"]
         meaning = _ffmpeg_error_text(int(check["code"]))
         text = f"{message} ({meaning})" if meaning else message
+    failed = _DECORD_FAILED.match(text)
+    if failed:
+        meaning = _ffmpeg_error_text(-abs(int(failed["code"])))
+        text = f"{failed['call']} failed ({meaning})" if meaning else text
     return text[:200] or type(error).__name__
