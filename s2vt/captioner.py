@@ -2,14 +2,16 @@
 
 It decodes and encodes a video exactly the way the model's training features were made
 (the encoder spec and frame sampling are read from the model dir), so a raw video and a
-feature store built by ``s2vt extract`` give the same caption.
+feature store built by ``s2vt extract`` give the same caption. How captions are searched
+for (beam, greedy, sampling, how many per video) is one
+:class:`~s2vt.models.decoding.DecodingOptions`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,17 +25,39 @@ if TYPE_CHECKING:
     from s2vt.checkpoint import LoadedModel
     from s2vt.encoders import FrameEncoder
     from s2vt.fusion import LoadedFused
+    from s2vt.models.decoding import DecodingOptions, Hypothesis
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
+class ScoredCaption:
+    """One caption of a video with its log-probability under the model.
+
+    Attributes:
+        caption: the sentence.
+        log_prob: the sum of its words' (and its <eos>'s) log-probabilities.
+        attention: per word, its weights over the model's input frames (each row sums to
+            1); None for a model without attention over frames.
+    """
+
+    caption: str
+    log_prob: float
+    attention: list[list[float]] | None = None
+
+
+@dataclass
 class VideoCaption:
-    """The outcome for one video: a caption, or the reason it failed."""
+    """The outcome for one video: a caption, or the reason it failed.
+
+    ``captions`` holds every caption asked for (``num_captions``), best first; ``caption``
+    is the first one's text.
+    """
 
     path: Path
     caption: str | None
     error: str | None = None
+    captions: list[ScoredCaption] = field(default_factory=list)
 
 
 class Captioner:
@@ -43,6 +67,19 @@ class Captioner:
         >>> captioner = Captioner.from_pretrained("runs/demo/s2vt/model")
         >>> captioner("clip.mp4")
         'a red circle moves to the left'
+        >>> from s2vt.models.decoding import DecodingOptions
+        >>> sampler = Captioner.from_pretrained(
+        ...     "runs/demo/s2vt/model", decoding=DecodingOptions(sample=True, num_captions=5,
+        ...                                                      seed=0))
+        >>> [c.caption for c in sampler.caption_features_scored([features])[0]]
+
+    Args:
+        loaded: the loaded model dir.
+        device: where the model runs.
+        beam_size / max_len: the search's beam width (1 = greedy) and longest caption,
+            used when ``decoding`` is None.
+        batch_size: videos captioned together.
+        decoding: every decoding setting at once (replaces ``beam_size`` and ``max_len``).
     """
 
     def __init__(
@@ -52,13 +89,27 @@ class Captioner:
         beam_size: int = 5,
         max_len: int = 20,
         batch_size: int = 64,
+        *,
+        decoding: DecodingOptions | None = None,
     ) -> None:
+        from s2vt.models.decoding import DecodingOptions
+
         self.loaded = loaded
         self.device = resolve_device(device)
-        self.beam_size = beam_size
-        self.max_len = max_len
+        self.decoding = (decoding if decoding is not None
+                         else DecodingOptions(beam_size=beam_size, max_len=max_len))
         self.batch_size = batch_size
         self._encoder: FrameEncoder | None = None
+
+    @property
+    def beam_size(self) -> int:
+        """The default beam width (1 = greedy)."""
+        return self.decoding.beam_size
+
+    @property
+    def max_len(self) -> int:
+        """The longest caption, in words."""
+        return self.decoding.max_len
 
     @classmethod
     def from_pretrained(
@@ -72,7 +123,8 @@ class Captioner:
             model_dir: the model folder, or a Hugging Face Hub model (``hf:org/name``, or
                 ``org/name`` when no such folder exists; see :func:`s2vt.hub.resolve_model`).
             device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
-            **options: ``beam_size``, ``max_len``, ``batch_size`` defaults for later calls.
+            **options: ``beam_size``, ``max_len``, ``batch_size`` or ``decoding`` defaults
+                for later calls.
         """
         from s2vt.checkpoint import load_model_dir
         from s2vt.fusion import is_fused_dir, load_fused_dir
@@ -103,6 +155,7 @@ class Captioner:
         paths: Sequence[str | Path],
         beam_size: int | None = None,
         *,
+        decoding: DecodingOptions | None = None,
         contained: bool | None = None,
         decode_timeout: float = 120.0,
         decode_fn: str | None = None,
@@ -113,7 +166,9 @@ class Captioner:
 
         Args:
             paths: the video files, captioned (and yielded) in this order.
-            beam_size: beam width (1 = greedy); defaults to the captioner's.
+            beam_size: beam search of this width (1 = greedy) instead of the captioner's
+                decoding.
+            decoding: decoding options for this call (default: the captioner's).
             contained: decode in a worker process, as ``s2vt extract`` does, so that a
                 decoder that crashes (segfault) or hangs costs only that video; None (the
                 default) does so when there is more than one video (a worker costs about
@@ -123,6 +178,7 @@ class Captioner:
                 :class:`s2vt.decodepool.DecodePool`.
         """
         paths = [Path(raw) for raw in paths]
+        options = self._options(beam_size, decoding)
         if contained is None:
             contained = len(paths) > 1
         decoded = (self._decode_contained(paths, decode_timeout, decode_fn) if contained
@@ -134,32 +190,52 @@ class Captioner:
                 continue
             batch.append((path, self._encode_frames(frames)))
             if len(batch) >= self.batch_size:
-                yield from self._flush(batch, beam_size)
+                yield from self._flush(batch, options)
                 batch = []
-        yield from self._flush(batch, beam_size)
+        yield from self._flush(batch, options)
 
     def caption_features(
         self, features: Sequence[np.ndarray], beam_size: int | None = None
     ) -> list[str]:
-        """Caption precomputed feature arrays, batched.
+        """Caption precomputed feature arrays, batched: each video's best caption.
 
         Args:
             features: one ``(T, D)`` array per video, as stored by ``s2vt extract``.
-            beam_size: beam width (1 = greedy); defaults to the captioner's.
+            beam_size: beam search of this width (1 = greedy) instead of the captioner's
+                decoding.
 
         Returns:
             One caption per array.
         """
+        options = self._options(beam_size, None)
+        if not options.sample:
+            options = replace(options, num_captions=1)  # only the best is returned
+        return [found[0].caption for found in self.caption_features_scored(features, options)]
+
+    def caption_features_scored(
+        self, features: Sequence[np.ndarray], decoding: DecodingOptions | None = None
+    ) -> list[list[ScoredCaption]]:
+        """Caption precomputed feature arrays with their log-probabilities, batched.
+
+        Args:
+            features: one ``(T, D)`` array per video, as stored by ``s2vt extract``.
+            decoding: decoding options for this call (default: the captioner's).
+
+        Returns:
+            Per array, ``num_captions`` captions (the N best beams or N samples), best
+            first, each with its log-probability and, for attention models, the weights
+            each word gave the model's input frames.
+        """
         import torch
 
-        beam = self.beam_size if beam_size is None else beam_size
-        captions: list[str] = []
+        options = self._options(None, decoding)
+        results: list[list[ScoredCaption]] = []
         for start in range(0, len(features), self.batch_size):
             chunk = features[start : start + self.batch_size]
             with torch.inference_mode():
-                token_lists = self._generate(chunk, beam)
-            captions.extend(self.loaded.vocab.decode(tokens) for tokens in token_lists)
-        return captions
+                found = self._search(chunk, options)
+            results.extend([self._scored(h) for h in hypotheses] for hypotheses in found)
+        return results
 
     def video_features(self, path: str | Path) -> np.ndarray:
         """Decode and encode one video the way its training features were made.
@@ -260,10 +336,27 @@ class Captioner:
         chunk = [fit_frames(array, self.loaded.config.max_frames) for array in arrays]
         return pad_frames(chunk, self.device)
 
-    def _generate(self, chunk: Sequence[Any], beam: int) -> list[list[int]]:
-        """Token ids of one batch of videos' features."""
+    def _options(self, beam_size: int | None,
+                 decoding: DecodingOptions | None) -> DecodingOptions:
+        """This call's decoding options: ``decoding``, else the captioner's, with an
+        explicit ``beam_size`` turning them into a beam search of that width."""
+        options = self.decoding if decoding is None else decoding
+        if beam_size is None:
+            return options
+        return replace(options, beam_size=beam_size, sample=False,
+                       num_captions=min(options.num_captions, beam_size))
+
+    def _search(self, chunk: Sequence[Any], options: DecodingOptions) -> list[list[Hypothesis]]:
+        """The hypotheses of one batch of videos' features (under inference mode)."""
+        from s2vt.models.decoding import search
+
         batch, mask = self._model_inputs(chunk)
-        return self.loaded.model.generate(batch, mask, beam_size=beam, max_len=self.max_len)
+        return search(self.loaded.model, batch, mask, options)
+
+    def _scored(self, hypothesis: Hypothesis) -> ScoredCaption:
+        attention = hypothesis.attention
+        return ScoredCaption(self.loaded.vocab.decode(hypothesis.tokens), hypothesis.log_prob,
+                             None if attention is None else attention.tolist())
 
     def _get_encoder(self) -> FrameEncoder:
         if self._encoder is None:
@@ -286,13 +379,13 @@ class Captioner:
         return self.caption_features(features, beam_size)
 
     def _flush(
-        self, batch: list[tuple[Path, np.ndarray]], beam_size: int | None
+        self, batch: list[tuple[Path, np.ndarray]], options: DecodingOptions
     ) -> Iterator[VideoCaption]:
         if not batch:
             return
-        captions = self.caption_features([features for _, features in batch], beam_size)
-        for (path, _), caption in zip(batch, captions, strict=True):
-            yield VideoCaption(path, caption)
+        found = self.caption_features_scored([features for _, features in batch], options)
+        for (path, _), captions in zip(batch, found, strict=True):
+            yield VideoCaption(path, captions[0].caption, captions=captions)
 
 
 class FusedCaptioner(Captioner):
@@ -312,10 +405,13 @@ class FusedCaptioner(Captioner):
         beam_size: int = 5,
         max_len: int = 20,
         batch_size: int = 64,
+        *,
+        decoding: DecodingOptions | None = None,
     ) -> None:
-        super().__init__(loaded, device, beam_size, max_len, batch_size)  # type: ignore[arg-type]
-        self.members = [Captioner(member, self.device, beam_size, max_len, batch_size)
-                        for member in loaded.members]
+        super().__init__(loaded, device, beam_size, max_len, batch_size,  # type: ignore[arg-type]
+                         decoding=decoding)
+        self.members = [Captioner(member, self.device, beam_size, max_len, batch_size,
+                                  decoding=decoding) for member in loaded.members]
 
     def video_features(self, path: str | Path) -> tuple[np.ndarray, ...]:  # type: ignore[override]
         """Decode one video once and encode it for every member: one ``(T_i, D_i)`` each."""
@@ -343,8 +439,10 @@ class FusedCaptioner(Captioner):
         """
         return [member._get_encoder() for member in self.members][0]
 
-    def _generate(self, chunk: Sequence[Any], beam: int) -> list[list[int]]:
+    def _search(self, chunk: Sequence[Any], options: DecodingOptions) -> list[list[Hypothesis]]:
         import numpy as np
+
+        from s2vt.models.decoding import search
 
         for video in chunk:
             if isinstance(video, np.ndarray) or len(video) != len(self.members):
@@ -352,4 +450,5 @@ class FusedCaptioner(Captioner):
                                 "feature array per member for each video")
         inputs = [member._model_inputs([video[i] for video in chunk])
                   for i, member in enumerate(self.members)]
-        return self.loaded.model.generate(inputs, beam_size=beam, max_len=self.max_len)
+        decoder = self.loaded.model.decoder(inputs)
+        return search(decoder, *decoder.anchor, options)

@@ -316,13 +316,16 @@ def evaluate(
 
     ids = [video.video_id for video in subset.videos]
     predictions: dict[str, str] = {}
+    attention: dict[str, list[list[float]] | None] = {}  # per word, for the report
     with tqdm(total=len(ids), desc=f"captioning {split}", unit="video") as progress:
         for start in range(0, len(ids), batch_size):
             chunk = ids[start : start + batch_size]
             arrays = [tuple(one.read(vid).features for one in stores) if fused
                       else store.read(vid).features for vid in chunk]
-            for vid, caption in zip(chunk, captioner.caption_features(arrays), strict=True):
-                predictions[vid] = caption
+            for vid, found in zip(chunk, captioner.caption_features_scored(arrays),
+                                  strict=True):
+                predictions[vid] = found[0].caption
+                attention[vid] = found[0].attention
             progress.update(len(chunk))
 
     out.mkdir(parents=True, exist_ok=True)
@@ -347,7 +350,7 @@ def evaluate(
     if report:
         files["report"] = out / REPORT_FILE
         _write_evaluation_report(files["report"], subset, predictions, result, store,
-                                 per_group=report_per_group)
+                                 per_group=report_per_group, attention=attention)
     return EvaluationResult(predictions=predictions, result=result, skipped=absent, files=files)
 
 
@@ -364,6 +367,7 @@ def _write_evaluation_report(
     store: FeatureStore | None,
     *,
     per_group: int,
+    attention: Mapping[str, list[list[float]] | None] | None = None,
 ) -> None:
     """Assemble the report items (clip path from the annotations, else the store's record)."""
     from s2vt.report import ReportItem, write_report
@@ -384,6 +388,7 @@ def _write_evaluation_report(
             video_path=clip,
             checks=(subset.scorer.checks(video.video_id, predictions[video.video_id])
                     if subset.scorer is not None else {}),
+            attention=(attention or {}).get(video.video_id),
         ))
     write_report(path, items, result.scores, result.settings,
                  rank_metric=rank_metric_for(result), per_group=per_group)
