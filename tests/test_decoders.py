@@ -577,3 +577,24 @@ def test_extract_keeps_a_partly_decodable_video_and_says_so(tmp_path, capsys):
     assert "only 49 of 50 frames decode" in capsys.readouterr().err
     clean = json.loads((out / "decord_video_90.json").read_text())
     assert "partial" not in clean["decoding"]
+
+
+def test_model_dir_records_the_decoder_of_its_features(tmp_path):
+    from s2vt.cli import main
+
+    videos = tmp_path / "videos"
+    ids = [f"clip{i}" for i in range(4)]
+    for vid in ids:
+        write_video(videos / f"{vid}.mp4", num_frames=8, width=48, height=48)
+    annotations = tmp_path / "annotations.json"
+    annotations.write_text(json.dumps({
+        "videos": [{"video_id": v, "split": "train" if i < 3 else "validate"}
+                   for i, v in enumerate(ids)],
+        "sentences": [{"video_id": v, "caption": "a square moves right"} for v in ids]}))
+    assert _extract(videos, tmp_path / "features", "--decoder", "pyav") == 0
+    assert main(["train", "--features", str(tmp_path / "features"), "--out",
+                 str(tmp_path / "model"), "--annotations", str(annotations), "--epochs", "1",
+                 "--device", "cpu", "--no-progress", "--set", "model.embed_size=8", "--set",
+                 "model.hidden_size=8", "--set", "batch_size=4"]) == 0
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["features"]["decoder"] == "pyav"

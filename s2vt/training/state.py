@@ -52,6 +52,8 @@ def store_info(store: FeatureStore) -> dict[str, Any]:
         "image_size": store.meta.get("image_size"),
         "dtype": store.meta.get("dtype"),
         "stream": stream_of(store.meta),
+        # how its videos were decoded: the captioner decodes raw videos the same way
+        "decoder": store.meta.get("decoder"),
     }
 
 

@@ -325,7 +325,7 @@ class Trainer:
         save_model_dir(directory, self.model, self.model_config, self.vocab,
                        self.store_info["encoder"], self.store_info["sampling"],
                        features={k: self.store_info[k]
-                                 for k in ("feature_dim", "image_size", "dtype")},
+                                 for k in ("feature_dim", "image_size", "dtype", "decoder")},
                        info=info, stream=self.store_info["stream"])
         write_model_card(directory, data=self.card_data)
 
