@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -311,7 +312,7 @@ class Captioner:
         sampling = SamplingConfig(**self.loaded.sampling)
         stream_fn, options = self._decode_call()
         if stream_fn is None:
-            return read_clip(path, sampling, size=size)
+            return read_clip(path, sampling, size=size, **options)
         module, _, name = stream_fn.partition(":")
         return getattr(importlib.import_module(module), name)(path, sampling, size, **options)
 
@@ -319,7 +320,24 @@ class Captioner:
         """The decode function (``"module:function"``, None: plain frames) and its options."""
         from s2vt.flow.stream import decode_call
 
-        return decode_call(self.loaded.stream, self.device)
+        stream_fn, options = decode_call(self.loaded.stream, self.device)
+        return stream_fn, {**options, "decoder": self.decoder}
+
+    @cached_property
+    def decoder(self) -> str:
+        """The video decoder for raw videos: the one the model's features were made with
+        (``config.json`` features.decoder) where it runs here, else ``auto`` (decord and
+        PyAV give the same pixels). Assign to override."""
+        from s2vt.errors import ConfigError
+        from s2vt.video import decoder_chain
+
+        name = self.loaded.features.get("decoder") or "auto"
+        try:
+            decoder_chain(name)
+        except ConfigError as error:
+            logger.warning("%s; decoding with auto instead", error)
+            name = "auto"
+        return name
 
     def _model_inputs(self, arrays: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Stored-style ``(T, D)`` arrays -> the model's padded batch ``(B, T, D)`` and mask."""

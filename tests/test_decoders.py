@@ -598,3 +598,36 @@ def test_model_dir_records_the_decoder_of_its_features(tmp_path):
                  "model.hidden_size=8", "--set", "batch_size=4"]) == 0
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["features"]["decoder"] == "pyav"
+
+
+def test_captioner_decodes_raw_videos_with_the_models_decoder(tmp_path, monkeypatch, caplog):
+    import s2vt.video
+    from hubcache import make_model_dir
+
+    from s2vt.captioner import Captioner
+
+    model = make_model_dir(tmp_path / "model")
+    config_path = model / "config.json"
+    config = json.loads(config_path.read_text())
+    assert "decoder" not in config["features"]
+    assert Captioner.from_pretrained(model).decoder == "auto"  # dirs made before: auto
+    config["features"]["decoder"] = "pyav"
+    config_path.write_text(json.dumps(config))
+    seen: list[str] = []
+    real = s2vt.video.read_clip
+
+    def recording(path, sampling, size, **options):
+        seen.append(options.get("decoder"))
+        return real(path, sampling, size, **options)
+
+    monkeypatch.setattr(s2vt.video, "read_clip", recording)
+    video = write_video(tmp_path / "clip.mp4", num_frames=8, width=48, height=48)
+    captioner = Captioner.from_pretrained(model)
+    assert captioner.decoder == "pyav"
+    assert isinstance(captioner(video), str) and seen == ["pyav"]
+    # A decoder that cannot run here: auto, said once.
+    config["features"]["decoder"] = "no-such-decoder"
+    config_path.write_text(json.dumps(config))
+    with caplog.at_level("WARNING"):
+        assert Captioner.from_pretrained(model).decoder == "auto"
+    assert "unknown decoder 'no-such-decoder'" in caplog.text
