@@ -13,6 +13,11 @@ stages, an interrupted one resumes):
    the official metrics (predictions.json, scores.json, report.html). Clips without
    features are left out and counted in ``scores.json``'s settings.
 
+With ``streams`` ``rgb,flow`` (``s2vt run NAME --streams rgb,flow``) the recipe also runs
+the paper's two-stream model: flow features of every clip (``extract_flow.yaml``), an S2VT
+trained on them with the RGB model's vocabulary, their fusion (``s2vt fuse``, alpha tuned
+on ``val`` by CIDEr) and the test scores of the flow model and of the fused model.
+
 Run folder::
 
     OUT/features/                 feature store              (s2vt extract)
@@ -20,9 +25,13 @@ Run folder::
     OUT/test/                     predictions.json scores.json report.html
     OUT/missing.json              clips named by the annotations but not found on disk
     OUT/summary.json              counts, scores and the settings of the run
+    OUT/flow/{features,model,test}/   the flow stream (``--streams rgb,flow``)
+    OUT/fused/{model,test}/           the fused dir and its test scores
 
-The configs are ``configs/<benchmark>/{extract,train}.yaml``; ``--set STAGE.KEY=VALUE``
-overrides them (stages ``extract`` and ``train``).
+The configs are ``configs/<benchmark>/{extract,train,extract_flow}.yaml`` (the flow model
+trains with ``train_flow.yaml`` when there is one, else ``train.yaml``); ``--set
+STAGE.KEY=VALUE`` overrides them (stages ``extract``, ``train``, ``extract_flow``,
+``train_flow``).
 """
 
 from __future__ import annotations
@@ -47,7 +56,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("extract", "train")
+STAGES = ("extract", "train", "extract_flow", "train_flow")
+STREAMS = ("rgb", "flow")
 SUMMARY_METRICS = METRIC_KEYS
 
 
@@ -98,6 +108,18 @@ def get_benchmark(name: str) -> Benchmark:
                         ) from None
 
 
+def parse_streams(text: str) -> tuple[str, ...]:
+    """``"rgb,flow"`` -> ``("rgb", "flow")``; rgb must be one (flow is fused with it)."""
+    streams = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [name for name in streams if name not in STREAMS]
+    if unknown:
+        raise S2VTError(f"unknown stream {unknown[0]!r} (known: {', '.join(STREAMS)})")
+    if "rgb" not in streams:
+        raise S2VTError("the flow stream is trained and fused next to the rgb one: use "
+                        "--streams rgb,flow")
+    return tuple(name for name in STREAMS if name in streams)
+
+
 def split_run_overrides(items: list[str]) -> dict[str, list[str]]:
     """``["extract.encoder.name=tiny", "train.epochs=2"]`` -> per-stage override lists."""
     return split_stage_overrides(items, STAGES, command="run", example="train.epochs=10")
@@ -115,6 +137,8 @@ class RunSettings:
         report: write report.html.
         java: see :func:`s2vt.metrics.score_captions` (None: Java when available).
         progress: show progress bars.
+        streams: ``("rgb",)``, or ``("rgb", "flow")`` for the two-stream model and its
+            fusion.
     """
 
     overrides: dict[str, list[str]] = field(default_factory=dict)
@@ -124,11 +148,16 @@ class RunSettings:
     report: bool = True
     java: bool | None = None
     progress: bool = True
+    streams: tuple[str, ...] = ("rgb",)
 
 
 @dataclass
 class RunResult:
-    """What one benchmark run produced (also written to ``OUT/summary.json``)."""
+    """What one benchmark run produced (also written to ``OUT/summary.json``).
+
+    ``scores`` are the RGB model's; ``stream_scores`` holds every model's test scores
+    (``rgb``, and with the flow stream ``flow`` and ``rgb+flow``).
+    """
 
     benchmark: str
     out: Path
@@ -139,6 +168,7 @@ class RunResult:
     failed: list[dict[str, Any]]
     ran: dict[str, bool]
     table: str
+    stream_scores: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def load_stage_configs(
@@ -153,6 +183,24 @@ def load_stage_configs(
                                  settings.overrides.get("extract"))
     train_config = load_config(TrainConfig, folder / "train.yaml",
                                settings.overrides.get("train"))
+    return extract_config, train_config
+
+
+def load_flow_configs(
+    benchmark: Benchmark, settings: RunSettings
+) -> tuple[ExtractConfig, TrainConfig]:
+    """The benchmark's flow-stream extract and train configs with the run's overrides."""
+    from s2vt.extraction import ExtractConfig
+    from s2vt.training import TrainConfig
+
+    folder = settings.config_dir or benchmark.config_dir
+    extract_config = load_config(ExtractConfig, folder / "extract_flow.yaml",
+                                 settings.overrides.get("extract_flow"))
+    if extract_config.stream != "flow":
+        raise S2VTError(f"{folder / 'extract_flow.yaml'} must set stream: flow")
+    train_file = folder / "train_flow.yaml"
+    train_config = load_config(TrainConfig, train_file if train_file.is_file()
+                               else folder / "train.yaml", settings.overrides.get("train_flow"))
     return extract_config, train_config
 
 
@@ -271,8 +319,95 @@ def run_benchmark(name: str, root: Path, out: Path | None = None,
 
     ran["evaluate"] = run_step(Step(f"evaluate {benchmark.test_split}", test_dir, evaluate_key,
                                     do_evaluate))
+    if "flow" in settings.streams:
+        ran.update(_run_flow_and_fusion(benchmark, root, out, settings, annotations, inputs,
+                                        train_key, train_config))
 
     return _summarise(benchmark, out, annotations, inputs, missing, ran, settings)
+
+
+def _run_flow_and_fusion(benchmark: Benchmark, root: Path, out: Path, settings: RunSettings,
+                         annotations: Annotations, inputs: dict[str, Path],
+                         rgb_train_key: dict[str, Any], rgb_train: TrainConfig,
+                         ) -> dict[str, bool]:
+    """Flow features, a flow S2VT (the RGB model's vocabulary), the fusion, their tests."""
+    name = benchmark.name
+    extract_config, train_config = load_flow_configs(benchmark, settings)
+    extract_config = resolve_extract_device(extract_config)
+    rgb_model = out / "model"
+    train_config = replace(train_config, vocab_from=str(rgb_model))
+    features, model_dir = out / "flow" / "features", out / "flow" / "model"
+    fused_dir = out / "fused" / "model"
+    ran: dict[str, bool] = {}
+
+    extract_key = {
+        "stage": "extract", "benchmark": name, "stream": config_to_dict(extract_config.flow),
+        "encoder": config_to_dict(extract_config.encoder),
+        "sampling": config_to_dict(extract_config.sampling),
+        "dtype": extract_config.dtype,
+        "videos": fingerprint(sorted(inputs)),
+    }
+
+    def do_extract(resume: bool) -> None:
+        from s2vt.extraction import VideoInput, extract
+
+        result = extract([VideoInput(vid, path) for vid, path in inputs.items()], features,
+                         extract_config, progress=settings.progress)
+        if result.failed:
+            logger.warning("%d clip(s) failed flow extraction (recorded in %s)",
+                           len(result.failed), features / "failures.jsonl")
+
+    ran["extract_flow"] = run_step(Step("extract flow", features, extract_key, do_extract,
+                                        resume_on=("videos",)))
+    train_key = {
+        "stage": "train", "benchmark": name, "features": fingerprint(extract_key),
+        "vocab": fingerprint(rgb_train_key),
+        "annotations": _annotation_key(annotations, (train_config.train_split,
+                                                     train_config.val_split)),
+        "config": {k: v for k, v in config_to_dict(train_config).items() if k != "device"},
+    }
+
+    def do_train(resume: bool) -> None:
+        from s2vt.training import has_saved_state, train
+
+        train(train_config, features, root, model_dir,
+              resume=resume and has_saved_state(model_dir), progress=settings.progress,
+              format=name)
+
+    ran["train_flow"] = run_step(Step("train flow", model_dir, train_key, do_train))
+    fuse_key = {"stage": "fuse", "members": [fingerprint(rgb_train_key), fingerprint(train_key)],
+                "split": rgb_train.val_split, "beam_size": settings.beam_size}
+
+    def do_fuse(resume: bool) -> None:
+        from s2vt.fusing import fuse
+
+        fuse([rgb_model, model_dir], fused_dir, features=[out / "features", features],
+             annotations=root, split=rgb_train.val_split, format=name,
+             beam_size=settings.beam_size, device=extract_config.device)
+
+    ran["fuse"] = run_step(Step("fuse rgb + flow", fused_dir, fuse_key, do_fuse))
+    for label, model, stores in (("flow", model_dir, features),
+                                 ("fused", fused_dir, [out / "features", features])):
+        test_dir = out / label / benchmark.test_split
+        key = {"stage": "evaluate", "model": fingerprint(fuse_key if label == "fused"
+                                                         else train_key),
+               "split": benchmark.test_split,
+               "annotations": _annotation_key(annotations, (benchmark.test_split,)),
+               "beam_size": settings.beam_size, "report": settings.report,
+               "java": settings.java}
+
+        def do_evaluate(resume: bool, model: Path = model, stores: Any = stores,
+                        test_dir: Path = test_dir) -> None:
+            from s2vt.evaluation import evaluate
+
+            evaluate(model, stores, root, test_dir, split=benchmark.test_split, format=name,
+                     video_root=settings.video_root, beam_size=settings.beam_size,
+                     java=settings.java, skip_missing=True, report=settings.report,
+                     device=extract_config.device)
+
+        ran[f"evaluate_{label}"] = run_step(Step(f"evaluate {label} {benchmark.test_split}",
+                                                 test_dir, key, do_evaluate))
+    return ran
 
 
 def _count_by_split(ids: list[str], splits: dict[str, str]) -> dict[str, int]:
@@ -310,20 +445,33 @@ def _summarise(benchmark: Benchmark, out: Path, annotations: Annotations,
         "epochs": len(history),
         "best_epoch": history[-1].get("best_epoch") if history else None,
     }
-    table = summary_table(benchmark, scores, counts, ran)
+    streams = {"rgb": scores}
+    if "flow" in settings.streams:
+        for label, folder in (("flow", out / "flow"), ("rgb+flow", out / "fused")):
+            saved = json.loads((folder / benchmark.test_split / "scores.json")
+                               .read_text(encoding="utf-8"))
+            streams[label] = {k: float(v) for k, v in saved.items() if isinstance(v, int | float)}
+        fused = json.loads((out / "fused" / "model" / "config.json").read_text(encoding="utf-8"))
+        counts["fusion_alpha"] = fused.get("alpha")
+    table = summary_table(benchmark, scores, counts, ran, streams)
     summary = {"benchmark": benchmark.name, "scores": scores, "counts": counts,
                "stages_run": ran, "beam_size": settings.beam_size,
                "published": benchmark.published, "published_source": benchmark.published_source,
                "failed": failed[:100]}
+    if len(streams) > 1:
+        summary["streams"] = streams
     atomic_write_json(out / "summary.json", summary)
     return RunResult(benchmark=benchmark.name, out=out, test_split=benchmark.test_split,
                      scores=scores, counts=counts,
-                     missing=missing, failed=failed, ran=ran, table=table)
+                     missing=missing, failed=failed, ran=ran, table=table,
+                     stream_scores=streams)
 
 
 def summary_table(benchmark: Benchmark, scores: dict[str, float], counts: dict[str, Any],
-                  ran: dict[str, bool]) -> str:
-    """A short plain-text summary: clip counts, stages run or reused, and the test scores."""
+                  ran: dict[str, bool],
+                  streams: dict[str, dict[str, float]] | None = None) -> str:
+    """A short plain-text summary: clip counts, stages run or reused, and the test scores
+    (with the flow stream: a column each for the flow and the fused model)."""
     sizes = ", ".join(f"{split} {n}" for split, n in counts["clips_per_split"].items())
     stages = ", ".join(f"{stage} {'ran' if did else 'reused'}" for stage, did in ran.items())
     lines = [
@@ -335,12 +483,20 @@ def summary_table(benchmark: Benchmark, scores: dict[str, float], counts: dict[s
         "",
     ]
     published = bool(benchmark.published)
-    header = f"{'metric':<8}  {'test':>7}" + (f"  {'published':>9}" if published else "")
+    others = {k: v for k, v in (streams or {}).items() if k != "rgb"}
+    header = (f"{'metric':<8}  {'rgb' if others else 'test':>7}"
+              + "".join(f"  {k:>8}" for k in others)
+              + (f"  {'published':>9}" if published else ""))
+    if others:
+        lines.insert(-1, f"{benchmark.test_split} scores of the rgb, the flow and the fused "
+                         f"model (rgb weight alpha {counts.get('fusion_alpha')})")
     lines += [header, "-" * len(header)]
     for metric in SUMMARY_METRICS:
         if metric not in scores:
             continue
         row = f"{metric:<8}  {100 * scores[metric]:7.2f}"
+        row += "".join(f"  {100 * v[metric]:8.2f}" if metric in v else f"  {'-':>8}"
+                       for v in others.values())
         if published:
             value = benchmark.published.get(metric)
             row += f"  {100 * value:9.1f}" if value is not None else f"  {'-':>9}"

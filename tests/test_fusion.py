@@ -18,8 +18,8 @@ from s2vt.text import Vocabulary
 # Tiny models run fastest on one thread (see tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-WORDS = ("a red blue green circle square triangle moves left right up down spins bounces "
-         "grows shrinks and the small big").split()
+WORDS = ("a", "red", "blue", "green", "circle", "square", "triangle", "moves", "left", "right",
+         "up", "down", "spins", "bounces", "grows", "shrinks", "and", "the", "small", "big")
 SAMPLING = {"mode": "uniform", "num_frames": 4, "stride": 10, "fps": 1.0, "max_frames": 80}
 # Two RGB members of different encoders: the tiny colour grid, avg (48-d) and grid2 (192-d).
 ENCODERS = (
@@ -62,8 +62,8 @@ def test_decode_step_is_the_log_of_the_weighted_sum_of_member_probabilities(name
     alpha = 0.3
     decoder = FusedModel([first, second], [alpha, 1 - alpha]).decoder(inputs)
     memory, state = decoder.init_decoding(*decoder.anchor, max_len=5)
-    memories, states = zip(*(m.init_decoding(*x, 5) for m, x in zip((first, second), inputs)),
-                           strict=True)
+    started = [m.init_decoding(*x, 5) for m, x in zip((first, second), inputs, strict=True)]
+    memories, states = zip(*started, strict=True)
     states = list(states)
     rows = torch.arange(3)
     tokens = torch.tensor([1, 1, 1])
@@ -523,3 +523,84 @@ def test_caption_prints_a_caption_for_a_raw_video_with_a_fused_dir(
                  "--beam-size", "2", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert [item["caption"] for item in printed] == expected
+
+
+# --------------------------------------------------------------------------- recipes
+def test_flow_configs_match_their_rgb_streams() -> None:
+    """Each benchmark's flow stream samples the frames its RGB stream samples and renders
+    flow at the RGB encoder's input side, so a fused model reuses one decoded clip."""
+    from s2vt.config import load_config
+    from s2vt.extraction import ExtractConfig
+    from s2vt.pipelines import CONFIG_ROOT
+    from s2vt.training import TrainConfig
+
+    folders = sorted(p.parent for p in CONFIG_ROOT.glob("*/extract_flow.yaml"))
+    assert [f.name for f in folders] == ["demo", "msrvtt", "msvd", "vatex"]
+    for folder in folders:
+        rgb = load_config(ExtractConfig, folder / "extract.yaml", [])
+        flow = load_config(ExtractConfig, folder / "extract_flow.yaml", [])
+        assert (rgb.stream, flow.stream) == ("rgb", "flow"), folder
+        assert flow.sampling == rgb.sampling, folder
+        assert flow.flow.gap == 1, folder  # the paper's consecutive frames
+        if folder.name != "demo":  # the benchmarks: the RGB stream's CNN on flow images
+            assert flow.encoder == rgb.encoder, folder
+            assert flow.flow.size == 224, folder
+    demo = load_config(TrainConfig, CONFIG_ROOT / "demo" / "s2vt_flow.yaml", [])
+    assert demo.model.name == "s2vt" and demo.vocab_from is None  # the recipe sets it
+
+
+def test_streams_are_parsed_with_clear_errors() -> None:
+    from s2vt.pipelines.benchmarks import parse_streams
+
+    assert parse_streams("rgb") == ("rgb",)
+    assert parse_streams("flow, rgb") == ("rgb", "flow")
+    with pytest.raises(S2VTError, match="unknown stream 'depth'"):
+        parse_streams("rgb,depth")
+    with pytest.raises(S2VTError, match="--streams rgb,flow"):
+        parse_streams("flow")
+
+
+def test_run_with_the_flow_stream_trains_both_streams_and_their_fusion(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    _needs_farneback()
+    from s2vt.cli import main
+    from s2vt.synth import synthesize
+
+    root = synthesize(tmp_path / "data", num_videos=30, seed=1).parent
+    out = tmp_path / "run"
+    tiny = []
+    for stage in ("train", "train_flow"):
+        tiny += ["--set", f"{stage}.epochs=1", "--set", f"{stage}.batch_size=8",
+                 "--set", f"{stage}.model.hidden_size=16", "--set", f"{stage}.model.embed_size=8",
+                 "--set", f"{stage}.save_every_steps=0"]
+    for stage in ("extract", "extract_flow"):
+        tiny += ["--set", f"{stage}.encoder.name=tiny", "--set", f"{stage}.workers=1"]
+    args = ["run", "msrvtt", "--root", str(root), "--out", str(out), "--no-progress",
+            "--no-java", "--beam-size", "2", "--no-report", "--streams", "rgb,flow",
+            "--set", "extract_flow.flow.size=32", *tiny]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "rgb      flow  rgb+flow" in printed
+    flow_meta = json.loads((out / "flow" / "features" / "meta.json").read_text())
+    assert flow_meta["stream"]["name"] == "flow"
+    assert json.loads((out / "flow" / "model" / "config.json").read_text())["stream"]["name"] \
+        == "flow"
+    # The flow model speaks the RGB model's words, and the fused dir holds both.
+    assert (out / "flow" / "model" / "vocab.json").read_text() == \
+        (out / "model" / "vocab.json").read_text()
+    fused = load_fused_dir(out / "fused" / "model")
+    assert [m.stream["name"] for m in fused.members] == ["rgb", "flow"]
+    assert len(fused.info["tuning"]["grid"]) == 11
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["streams"]) == {"rgb", "flow", "rgb+flow"}
+    for label, folder in (("flow", "flow"), ("rgb+flow", "fused")):
+        saved = json.loads((out / folder / "test" / "scores.json").read_text())
+        assert summary["streams"][label]["CIDEr"] == saved["CIDEr"]
+    assert summary["counts"]["fusion_alpha"] == fused.info["alpha"]
+    # A rerun reuses every stage.
+    assert main(args) == 0
+    capsys.readouterr()
+    stages = json.loads((out / "summary.json").read_text())["stages_run"]
+    assert set(stages) >= {"extract_flow", "train_flow", "fuse", "evaluate_fused"}
+    assert not any(stages.values()), stages

@@ -29,9 +29,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="run folder (default: runs/<benchmark>)")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="STAGE.KEY=VALUE",
-        help="override a stage config (stages: extract, train), e.g. train.epochs=10 or "
-             "extract.encoder.weights=/path/to/vgg16.pth",
+        help="override a stage config (stages: extract, train, extract_flow, train_flow), "
+             "e.g. train.epochs=10 or extract.encoder.weights=/path/to/vgg16.pth",
     )
+    parser.add_argument("--streams", default="rgb",
+                        help="rgb (default), or rgb,flow: also extract optical flow, train an "
+                             "S2VT on it and fuse the two (the paper's best model; "
+                             "configs/<benchmark>/extract_flow.yaml)")
     parser.add_argument("--config-dir", type=Path, default=None,
                         help="folder with extract.yaml and train.yaml (default: "
                              "configs/<benchmark>)")
@@ -48,7 +52,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from s2vt.errors import S2VTError
-    from s2vt.pipelines.benchmarks import RunSettings, run_benchmark, split_run_overrides
+    from s2vt.pipelines.benchmarks import (
+        RunSettings,
+        parse_streams,
+        run_benchmark,
+        split_run_overrides,
+    )
 
     if args.beam_size < 1:
         raise S2VTError(f"--beam-size must be at least 1, got {args.beam_size}")
@@ -61,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         report=not args.no_report,
         java=False if args.no_java else None,
         progress=not args.no_progress,
+        streams=parse_streams(args.streams),
     )
     result = run_benchmark(args.benchmark, args.root, args.out, settings)
     out = result.out
@@ -77,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"scores:      {test / 'scores.json'}")
     if settings.report:
         print(f"report:      {test / 'report.html'}")
+    if "flow" in settings.streams:
+        print(f"flow, fused: {out / 'flow' / result.test_split}, "
+              f"{out / 'fused' / result.test_split}")
     print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 
