@@ -298,6 +298,9 @@ class Captioner:
                         reason = f"cannot decode video {path}: {reason}"
                     yield path, None, reason
                 else:
+                    if (item.decoding or {}).get("warning"):
+                        # Captioned, but from part of the video or after a decoder failed.
+                        logger.warning("%s: %s", path, item.decoding["warning"])
                     yield path, item.frames, None
         finally:
             pool.close()
@@ -312,9 +315,14 @@ class Captioner:
         sampling = SamplingConfig(**self.loaded.sampling)
         stream_fn, options = self._decode_call()
         if stream_fn is None:
-            return read_clip(path, sampling, size=size, **options)
-        module, _, name = stream_fn.partition(":")
-        return getattr(importlib.import_module(module), name)(path, sampling, size, **options)
+            clip = read_clip(path, sampling, size=size, **options)
+        else:
+            module, _, name = stream_fn.partition(":")
+            clip = getattr(importlib.import_module(module), name)(path, sampling, size, **options)
+        if getattr(clip, "warning", None):
+            # Captioned, but from part of the video or after a decoder failed.
+            logger.warning("%s: %s", path, clip.warning)
+        return clip
 
     def _decode_call(self) -> tuple[str | None, dict[str, Any]]:
         """The decode function (``"module:function"``, None: plain frames) and its options."""

@@ -564,17 +564,18 @@ def test_extract_records_the_decoder_in_meta_and_per_video(tmp_path, capsys):
 
 
 @NEEDS_REAL
-def test_extract_keeps_a_partly_decodable_video_and_says_so(tmp_path, capsys):
+def test_extract_keeps_a_partly_decodable_video_and_says_so(tmp_path, caplog):
     listing = tmp_path / "videos.txt"
     listing.write_text(f"{REAL / 'edge' / 'decord_corrupted.mp4'}\n"
                        f"{REAL / 'edge' / 'decord_video_90.mov'}\n")
     out = tmp_path / "features"
-    assert _extract(listing, out) == 0
+    with caplog.at_level("WARNING"):
+        assert _extract(listing, out) == 0
     record = json.loads((out / "decord_corrupted.json").read_text())
     assert record["decoding"]["partial"] is True and record["decoding"]["decoder"] == "pyav"
     assert record["decoding"]["decoded_frames"] == 49
     assert 30 not in record["indices"]
-    assert "only 49 of 50 frames decode" in capsys.readouterr().err
+    assert "decord_corrupted: " in caplog.text and "only 49 of 50 frames decode" in caplog.text
     clean = json.loads((out / "decord_video_90.json").read_text())
     assert "partial" not in clean["decoding"]
 
@@ -601,9 +602,9 @@ def test_model_dir_records_the_decoder_of_its_features(tmp_path):
 
 
 def test_captioner_decodes_raw_videos_with_the_models_decoder(tmp_path, monkeypatch, caplog):
-    import s2vt.video
     from hubcache import make_model_dir
 
+    import s2vt.video
     from s2vt.captioner import Captioner
 
     model = make_model_dir(tmp_path / "model")
@@ -631,3 +632,24 @@ def test_captioner_decodes_raw_videos_with_the_models_decoder(tmp_path, monkeypa
     with caplog.at_level("WARNING"):
         assert Captioner.from_pretrained(model).decoder == "auto"
     assert "unknown decoder 'no-such-decoder'" in caplog.text
+
+
+@NEEDS_REAL
+def test_caption_cli_captions_a_partial_video_and_says_so(tmp_path, capsys, caplog):
+    from hubcache import make_model_dir
+
+    from s2vt.cli import main
+
+    model = make_model_dir(tmp_path / "model")
+    corrupted = REAL / "edge" / "decord_corrupted.mp4"
+    good = write_video(tmp_path / "good.mp4", num_frames=8, width=48, height=48)
+    for paths in ([corrupted], [corrupted, good]):  # in-process, and in a decode worker
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            assert main(["caption", *map(str, paths), "--model", str(model), "--json"]) == 0
+        results = json.loads(capsys.readouterr().out)
+        assert [r["path"] for r in results] == [str(p) for p in paths]
+        assert all(isinstance(r["caption"], str) for r in results)
+        assert f"{corrupted}: " in caplog.text and "only 49 of 50 frames decode" in caplog.text
+    assert main(["caption", str(good), "--model", str(model), "--decoder", "vlc"]) == 2
+    assert "unknown decoder 'vlc'" in capsys.readouterr().err

@@ -65,6 +65,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                              "log_prob, and with --num-captions > 1 all captions under "
                              "'captions'")
     parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    parser.add_argument("--decoder", metavar="NAME",
+                        help="video decoder: auto, decord, pyav, torchcodec, torchcodec-cuda "
+                        "(default: the one the model's features were made with)")
     return parser
 
 
@@ -137,6 +140,11 @@ def run(args: argparse.Namespace) -> int:
         raise S2VTError(f"no videos found in {' '.join(args.videos)}")
     captioner = Captioner.from_pretrained(resolve_model(args.model), device=args.device,
                                           decoding=options)
+    if args.decoder is not None:
+        from s2vt.video import decoder_chain
+
+        decoder_chain(args.decoder)  # unknown, or not installed here: one line, exit 2
+        captioner.decoder = args.decoder
     results = []
     failed = 0
     for result in captioner.caption_videos(paths):
