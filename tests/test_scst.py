@@ -365,7 +365,9 @@ def test_scst_run_writes_rewards_and_resumes_exactly(xe_run, tmp_path, monkeypat
 
 def test_greedy_baseline_trains_too(xe_run, tmp_path) -> None:
     features, ann, xe = xe_run
-    config = scst_config(xe, epochs=1, **{"scst.baseline": "greedy", "scst.num_samples": 1})
+    # min_word_count need not repeat the XE run's: the vocabulary check uses the model dir's
+    config = scst_config(xe, epochs=1, min_word_count=5,
+                         **{"scst.baseline": "greedy", "scst.num_samples": 1})
     result = train(config, features, ann, tmp_path / "greedy", progress=False)
     assert result.steps == 3
 
@@ -406,6 +408,20 @@ def test_init_from_mismatches_are_one_line(xe_run, tmp_path, capsys) -> None:
         "--set", "scheduled_sampling.start=1")
     with pytest.raises(ConfigError, match="scheduled_sampling.max_prob must be in"):
         load_config(TrainConfig, None, ["scheduled_sampling.max_prob=2"])
+
+
+def test_scst_configs_load_and_take_the_architecture_from_the_model_dir() -> None:
+    from s2vt.pipelines import CONFIG_ROOT
+
+    paths = [CONFIG_ROOT / "demo" / "s2vt_scst.yaml", *CONFIG_ROOT.glob("*/train_scst.yaml")]
+    assert {p.parent.name for p in paths} == {"demo", "msvd", "msrvtt", "vatex"}
+    for path in paths:
+        config = load_config(TrainConfig, path)
+        assert config.objective == "scst" and config.init_from is None, path
+        assert config.model == ModelConfig(), f"{path} has a model section"
+        assert 1e-5 <= config.optimizer.lr <= 1e-4 and config.scst.num_samples >= 2, path
+        xe = path.with_name("s2vt.yaml" if path.parent.name == "demo" else "train.yaml")
+        assert config.max_caption_len == load_config(TrainConfig, xe).max_caption_len, path
 
 
 # -- data-parallel self-critical training ----------------------------------------------

@@ -193,9 +193,6 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.objective == "scst" and not self.init_from:
-            raise ConfigError("objective scst needs init_from: the model dir of a cross-entropy "
-                              "run to start from (--init-from MODEL_DIR)")
         if self.objective == "scst" and self.scheduled_sampling is not None:
             raise ConfigError("scheduled_sampling applies to objective xe only; remove it "
                               "with objective scst")

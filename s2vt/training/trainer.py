@@ -97,6 +97,10 @@ class Trainer:
         )
 
         config = self.config
+        if config.objective == "scst" and not config.init_from:
+            # Checked here, not in TrainConfig, so that a config file can leave it to the CLI.
+            raise S2VTError("objective scst needs init_from: the model dir of a cross-entropy "
+                            "run to start from (--init-from MODEL_DIR)")
         if not resume and self.state_path.exists():
             raise S2VTError(f"{self.out} already holds a training run ({STATE_FILE}); pass "
                             "--resume to continue it, or choose another --out")
@@ -123,10 +127,11 @@ class Trainer:
             vocab = loaded.vocab
             check_init_model(config.model, loaded.config, f"model dir {config.init_from}")
             if config.objective == "scst":
+                # Built as the model dir's was (its min count), from this training split.
                 built = Vocabulary.build((c.text for c in train_split.captions),
-                                         min_count=config.min_word_count)
+                                         min_count=vocab.min_count)
                 check_init_vocab(vocab, built, f"model dir {config.init_from}",
-                                 config.train_split, config.min_word_count)
+                                 config.train_split)
         else:
             vocab = Vocabulary.build((c.text for c in train_split.captions),
                                      min_count=config.min_word_count)
@@ -355,8 +360,6 @@ class Trainer:
 
     def _validate(self) -> dict[str, float]:
         """Caption the val videos (sharded over ranks, gathered) and score them."""
-        import torch
-
         from s2vt.metrics import score
         from s2vt.models.inputs import pad_frames
 
@@ -365,8 +368,7 @@ class Trainer:
         for start in range(0, len(mine), _VAL_BATCH):
             chunk = mine[start:start + _VAL_BATCH]
             features, mask = pad_frames([self.val_features[i] for i in chunk], self.device)
-            with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                                enabled=self.autocast_dtype is not None):
+            with self._autocast():
                 out = self.model.generate(features, mask, beam_size=self.config.val_beam_size,
                                           max_len=self.config.max_caption_len)
             for i, ids in zip(chunk, out, strict=True):

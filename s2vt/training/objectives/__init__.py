@@ -81,9 +81,9 @@ def check_init_model(configured: ModelConfig, recorded: ModelConfig, source: str
                             "the model section or make it match)")
 
 
-def check_init_vocab(vocab: Vocabulary, expected: Vocabulary, source: str, split: str,
-                     min_count: int) -> None:
-    """Refuse a model dir whose vocabulary is not the one ``split`` gives.
+def check_init_vocab(vocab: Vocabulary, expected: Vocabulary, source: str, split: str) -> None:
+    """Refuse a model dir whose vocabulary is not the one ``split`` gives (``expected``,
+    built with the model dir's own min word count).
 
     Raises:
         S2VTError: with the sizes and the first word found on one side only.
@@ -95,6 +95,6 @@ def check_init_vocab(vocab: Vocabulary, expected: Vocabulary, source: str, split
     where = ("only in the model dir" if only and only[0] in mine else "only in the split")
     example = f"; e.g. {only[0]!r} is {where}" if only else " (same words, other order)"
     raise S2VTError(f"the vocabulary of {source} ({len(vocab)} words) is not the one training "
-                    f"split '{split}' gives with min_word_count={min_count} "
+                    f"split '{split}' gives with its min word count {vocab.min_count} "
                     f"({len(expected)} words){example}: self-critical training must start "
                     "from a cross-entropy model of the same data")
