@@ -81,6 +81,8 @@ class Captioner:
             used when ``decoding`` is None.
         batch_size: videos captioned together.
         decoding: every decoding setting at once (replaces ``beam_size`` and ``max_len``).
+        runtime: the encoder runtime (``auto``, ``torch``, ``openvino``); None keeps the
+            model dir's.
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class Captioner:
         batch_size: int = 64,
         *,
         decoding: DecodingOptions | None = None,
+        runtime: str | None = None,
     ) -> None:
         from s2vt.models.decoding import DecodingOptions
 
@@ -100,6 +103,7 @@ class Captioner:
         self.decoding = (decoding if decoding is not None
                          else DecodingOptions(beam_size=beam_size, max_len=max_len))
         self.batch_size = batch_size
+        self.runtime = runtime
         self._encoder: FrameEncoder | None = None
 
     @property
@@ -389,6 +393,8 @@ class Captioner:
             from s2vt.encoders import EncoderSpec, build_encoder
 
             spec = EncoderSpec(**self.loaded.encoder_spec)
+            if self.runtime is not None:
+                spec = replace(spec, runtime=self.runtime)
             encoder = build_encoder(spec, device=self.device)
             expected = self.loaded.config.feature_dim
             # Say so before any video is decoded, naming both sides, not per video later.
@@ -433,11 +439,13 @@ class FusedCaptioner(Captioner):
         batch_size: int = 64,
         *,
         decoding: DecodingOptions | None = None,
+        runtime: str | None = None,
     ) -> None:
         super().__init__(loaded, device, beam_size, max_len, batch_size,  # type: ignore[arg-type]
-                         decoding=decoding)
+                         decoding=decoding, runtime=runtime)
         self.members = [Captioner(member, self.device, beam_size, max_len, batch_size,
-                                  decoding=decoding) for member in loaded.members]
+                                  decoding=decoding, runtime=runtime)
+                        for member in loaded.members]
 
     def video_features(self, path: str | Path) -> tuple[np.ndarray, ...]:  # type: ignore[override]
         """Decode one video once and encode it for every member: one ``(T_i, D_i)`` each."""

@@ -384,3 +384,20 @@ def test_extract_records_the_runtime_in_the_store_meta(runtime, tmp_path, make_v
     assert meta["encoder"]["runtime"] == runtime
     version = runtimes.runtime_version(runtime)
     assert meta["encoder_runtime"] == {"name": runtime, "version": version}
+
+
+def test_caption_takes_the_model_dirs_runtime_or_the_flag(tmp_path, make_video, capsys):
+    from s2vt.bench.caption import caption_model_dir
+    from s2vt.captioner import Captioner
+    from s2vt.cli import main
+
+    sampling = {"mode": "uniform", "num_frames": 4, "stride": 10, "fps": 1.0, "max_frames": 80}
+    model = caption_model_dir(tmp_path / "model", 1280, 40, 4, dataclasses.asdict(LITE0_32),
+                              sampling, embed=16, hidden=16)
+    assert Captioner.from_pretrained(model)._get_encoder().runtime == "openvino"  # auto
+    forced = Captioner.from_pretrained(model, runtime="torch")
+    assert forced._get_encoder().runtime == "torch"
+    clip = make_video("clip.mp4", num_frames=12, width=64, height=48)
+    for runtime in ("torch", "openvino"):
+        assert main(["caption", str(clip), "--model", str(model), "--runtime", runtime]) == 0
+        assert capsys.readouterr().out.startswith(f"{clip}\t")

@@ -68,6 +68,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--decoder", metavar="NAME",
                         help="video decoder: auto, decord, pyav, torchcodec, torchcodec-cuda "
                         "(default: the one the model's features were made with)")
+    parser.add_argument("--runtime", choices=["auto", "torch", "openvino"],
+                        help="what runs the frame encoder (default: the model dir's, auto)")
     return parser
 
 
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         raise S2VTError(f"no videos found in {' '.join(args.videos)}")
     captioner = Captioner.from_pretrained(resolve_model(args.model), device=args.device,
-                                          decoding=options)
+                                          decoding=options, runtime=args.runtime)
     if args.decoder is not None:
         from s2vt.video import decoder_chain
 
