@@ -4,10 +4,11 @@ A runtime other than torch takes the network exactly as s2vt builds it (BatchNor
 pooling included), converts it once, caches the converted network on disk
 (:mod:`s2vt.encoders.runtimes.cache`) and runs it in the encoder's batching; preprocessing
 stays in torch. ``auto`` picks by device, by a rule measured (``docs/performance.md``):
-on CPU, OpenVINO ran EfficientNet-Lite0 about 2-2.7x faster than torch eager in fp32 and
-1.3-3x faster in bf16, on an Intel Xeon with AMX and on an AMD EPYC with AVX512-BF16, so
-it is chosen whenever it is installed; ONNX Runtime was measured too and was slower than
-OpenVINO in every case, so it is not offered. On CUDA torch is the runtime.
+on CPU, OpenVINO ran EfficientNet-Lite0 1.6-3x faster than torch eager in fp32 and at
+least 1.3x faster in bf16, on an Intel Xeon with AMX and on an AMD EPYC with AVX512-BF16
+(the latter a shared, loaded machine), so it is chosen whenever it is installed. ONNX
+Runtime was measured too and was slower than OpenVINO in every case, so it is not offered.
+On CUDA torch is the runtime.
 
 This module imports no runtime library: choosing a runtime only asks whether its package
 is installed.
