@@ -3,7 +3,7 @@ and motion of the clip's primary object?
 
 Caption metrics reward the words a model gets right on average; on the synthetic benchmark
 the ground truth is known, so each caption can also be checked word by word. The attribute
-a caption names is its *first* mention of a word of that kind (:data:`s2vt.synth.
+a caption names is its *first* mention of a word of that kind (:data:`s2vt.synth_vocabulary.
 ATTRIBUTE_WORDS`, the same words the generator writes captions with), and captions always
 name the primary object first.
 
@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from s2vt.errors import S2VTError
-from s2vt.synth import ATTRIBUTE_WORDS
+from s2vt.synth_vocabulary import ATTRIBUTE_WORDS
 
 ATTRIBUTE_KINDS: tuple[str, ...] = ("color", "shape", "motion")
 ATTRIBUTE_PREFIX = "attr_"
