@@ -28,17 +28,19 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
 from s2vt.errors import S2VTError
-from s2vt.fileio import atomic_write, id_from_filename, safe_filename
-
-try:  # flock tells a live writer's temp file from a dead one's (POSIX only)
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+from s2vt.fileio import (
+    atomic_write_bytes,
+    create_exclusive,
+    id_from_filename,
+    is_temp_name,
+    safe_filename,
+    temp_is_stale,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +49,6 @@ META_FILE = "meta.json"
 FAILURES_FILE = "failures.jsonl"
 DEFAULT_DTYPE = "float16"
 SUPPORTED_DTYPES = ("float16", "float32")
-# A temp file this old whose lock is free belongs to a dead writer. The age guard covers the
-# microseconds between a writer creating its temp file and locking it (and file systems
-# without working locks, where only much older files are removed).
-STALE_TEMP_SECONDS = 10.0
-STALE_TEMP_SECONDS_NO_LOCK = 3600.0
 # Stems that would collide with the store's own files (meta.json) on any file system,
 # including case-insensitive ones; such ids get their first letter percent-encoded.
 _RESERVED_STEMS = frozenset({"meta"})
@@ -164,53 +161,12 @@ def _lookup(data: dict, dotted: str) -> Any:
     return node
 
 
-def _write_locked(handle: BinaryIO, payload: bytes) -> None:
-    """Lock the temp file (so cleaners see it is alive), then write ``payload``."""
-    if fcntl is not None:
-        with contextlib.suppress(OSError):
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-    handle.write(payload)
-
-
-def _atomic_write_bytes(path: Path, payload: bytes) -> None:
-    atomic_write(path, lambda handle: _write_locked(handle, payload))
-
-
 def _npy_bytes(array: np.ndarray) -> bytes:
     import io
 
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
-
-
-def _is_temp(name: str) -> bool:
-    return name.startswith(".") and name.endswith(".tmp")
-
-
-def _temp_is_stale(path: Path, now: float) -> bool:
-    """True when the temp file's writer is gone: old enough and nobody holds its lock."""
-    try:
-        age = now - path.stat().st_mtime
-    except OSError:
-        return False
-    if age < STALE_TEMP_SECONDS:
-        return False
-    if fcntl is None:
-        return age >= STALE_TEMP_SECONDS_NO_LOCK
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False  # a live writer holds it
-    except OSError:
-        return age >= STALE_TEMP_SECONDS_NO_LOCK  # no working locks here: only very old ones
-    finally:
-        os.close(fd)
-    return True
 
 
 class FeatureStore:
@@ -264,7 +220,7 @@ class FeatureStore:
             raise S2VTError(f"feature store path {root} exists and is not a folder")
         meta_path = root / META_FILE
         if not meta_path.exists():
-            _create_exclusive(meta_path, (json.dumps(wanted, indent=2) + "\n").encode("utf-8"))
+            create_exclusive(meta_path, (json.dumps(wanted, indent=2) + "\n").encode("utf-8"))
         existing = normalize_meta(_read_meta(meta_path))
         key = meta_difference(existing, wanted)
         if key is not None:
@@ -360,11 +316,11 @@ class FeatureStore:
             info["decoding"] = dict(decoding)
         payload = _npy_bytes(np.ascontiguousarray(features, dtype=self.dtype))
         try:
-            _atomic_write_bytes(
+            atomic_write_bytes(
                 self.info_path(video_id),
                 (json.dumps(info, ensure_ascii=False) + "\n").encode("utf-8"),
             )
-            _atomic_write_bytes(self.feature_path(video_id), payload)
+            atomic_write_bytes(self.feature_path(video_id), payload)
         except OSError as error:
             raise S2VTError(
                 f"cannot write features of {video_id!r} to {self.root}: {error}"
@@ -404,7 +360,7 @@ class FeatureStore:
         removed = 0
         now = time.time()
         for entry in _scan(self.root):
-            if _is_temp(entry.name) and _temp_is_stale(Path(entry.path), now):
+            if is_temp_name(entry.name) and temp_is_stale(Path(entry.path), now):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
                     removed += 1
@@ -521,39 +477,3 @@ def _read_meta(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise S2VTError(f"feature store meta {path} is not a JSON object")
     return data
-
-
-def _create_exclusive(path: Path, payload: bytes) -> None:
-    """Create ``path`` with ``payload`` atomically, unless it exists (then leave it alone).
-
-    The content goes to a temp file first and is hard-linked into place: a link never
-    replaces an existing file, so of several racing writers exactly one wins and the
-    others see a complete file.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        except OSError:
-            # No hard links on this file system: fall back to exclusive create + write.
-            # (A reader could then see a partial meta for a moment; retried below.)
-            try:
-                with open(path, "xb") as handle:
-                    handle.write(payload)
-            except FileExistsError:
-                pass
-    finally:
-        tmp.unlink(missing_ok=True)
-    # A racing writer on a link-less file system may still be writing: wait briefly.
-    for _ in range(50):
-        try:
-            json.loads(path.read_text(encoding="utf-8"))
-            return
-        except (OSError, ValueError):
-            time.sleep(0.05)

@@ -1,14 +1,23 @@
-"""Safe file writing: atomic writes and video ids turned into safe file names."""
+"""Safe file writing: atomic writes, video ids turned into safe file names, and the
+locked temp files that tell a live writer from a dead one (so a cleaner removes only the
+left-overs of killed runs)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote, unquote
+
+try:  # flock tells a live writer's temp file from a dead one's (POSIX only)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 _PLAIN_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
@@ -73,3 +82,89 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_write_json(path: Path, data: Any) -> None:
     """Atomically write pretty JSON."""
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+# A temp file this old whose lock is free belongs to a dead writer. The age guard covers the
+# microseconds between a writer creating its temp file and locking it (and file systems
+# without working locks, where only much older files are removed).
+STALE_TEMP_SECONDS = 10.0
+STALE_TEMP_SECONDS_NO_LOCK = 3600.0
+
+
+def write_locked(handle: BinaryIO, payload: bytes) -> None:
+    """Lock the temp file (so cleaners see it is alive), then write ``payload``."""
+    if fcntl is not None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    handle.write(payload)
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write ``payload`` atomically, holding a lock on the temp file while writing."""
+    atomic_write(path, lambda handle: write_locked(handle, payload))
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the hidden temp names the atomic writers use (``.<name>....tmp``)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def temp_is_stale(path: Path, now: float) -> bool:
+    """True when the temp file's writer is gone: old enough and nobody holds its lock."""
+    try:
+        age = now - path.stat().st_mtime
+    except OSError:
+        return False
+    if age < STALE_TEMP_SECONDS:
+        return False
+    if fcntl is None:
+        return age >= STALE_TEMP_SECONDS_NO_LOCK
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # a live writer holds it
+    except OSError:
+        return age >= STALE_TEMP_SECONDS_NO_LOCK  # no working locks here: only very old ones
+    finally:
+        os.close(fd)
+    return True
+
+
+def create_exclusive(path: Path, payload: bytes) -> None:
+    """Create ``path`` with ``payload`` atomically, unless it exists (then leave it alone).
+
+    The content goes to a temp file first and is hard-linked into place: a link never
+    replaces an existing file, so of several racing writers exactly one wins and the
+    others see a complete file.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        except OSError:
+            # No hard links on this file system: fall back to exclusive create + write.
+            # (A reader could then see a partial meta for a moment; retried below.)
+            try:
+                with open(path, "xb") as handle:
+                    handle.write(payload)
+            except FileExistsError:
+                pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    # A racing writer on a link-less file system may still be writing: wait briefly.
+    for _ in range(50):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+            return
+        except (OSError, ValueError):
+            time.sleep(0.05)
