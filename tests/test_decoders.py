@@ -38,6 +38,7 @@ from s2vt.video import (
     get_decoder,
     probe,
     read_clip,
+    read_frames,
     sample_indices,
 )
 from s2vt.video.clip import decoder_reason
@@ -653,3 +654,95 @@ def test_caption_cli_captions_a_partial_video_and_says_so(tmp_path, capsys, capl
         assert f"{corrupted}: " in caplog.text and "only 49 of 50 frames decode" in caplog.text
     assert main(["caption", str(good), "--model", str(model), "--decoder", "vlc"]) == 2
     assert "unknown decoder 'vlc'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ explicit frame indices
+
+
+ASKED = [15, 3, 3, 19, 0, 8]  # any order, repeats allowed
+
+
+@pytest.mark.parametrize("name", backend_names())
+@pytest.mark.parametrize("ext", [".mp4", ".avi"])
+def test_read_frames_decodes_exactly_the_asked_frames(squares, name, ext):
+    """Every backend's own index decoding (decord reads AVI in order: its seeks land on
+    wrong frames there) gives the frames read_clip gives at those indices."""
+    _backend(name)
+    path = squares[ext]
+    refusal = get_decoder(name).refuses(probe(path))
+    if refusal is not None:
+        with pytest.raises(VideoError, match="cannot index"):
+            read_frames(path, ASKED, SIDE, decoder=name)
+        return
+    clip = read_frames(path, ASKED, SIDE, decoder=name)
+    assert clip.decoder == name and not clip.partial and clip.warning is None
+    assert clip.indices.tolist() == ASKED and clip.total_frames == NUM
+    assert [_square_index(f) for f in clip.frames] == ASKED
+    np.testing.assert_allclose(clip.timestamps, np.array(ASKED) / 25, atol=1e-6)
+    every = read_clip(path, SamplingConfig(mode="stride", stride=1), SIDE, decoder=name)
+    np.testing.assert_array_equal(clip.frames, every.frames[ASKED])
+    if name != REFERENCE:
+        _compare(name, clip, read_frames(path, ASKED, SIDE, decoder=REFERENCE))
+
+
+def test_read_frames_refuses_bad_indices_in_one_line(squares):
+    path = squares[".mp4"]
+    with pytest.raises(VideoError) as caught:
+        read_frames(path, [2, NUM], SIDE)
+    assert str(caught.value) == (f"cannot decode video {path}: frame {NUM} asked for, but "
+                                 f"the video holds {NUM} frames")
+    for bad in ([], [-1], [1.5], [[1, 2]]):
+        with pytest.raises(ValueError):
+            read_frames(path, bad, SIDE)
+    with pytest.raises(ConfigError, match="unknown decoder 'vlc'"):
+        read_frames(path, [0], SIDE, decoder="vlc")
+    with pytest.raises(VideoError, match="cannot decode video"):
+        read_frames(path.with_name("absent.mp4"), [0], SIDE)
+
+
+def test_pyav_read_frames_converts_only_the_asked_frames(tmp_path, monkeypatch):
+    from s2vt.video import pyav as backend
+
+    path = _gop_video(tmp_path / "long.mp4", 200, 10)
+    converted, decoded = [], []
+    real_call, real_decoded = backend._Converter.__call__, backend._decoded
+
+    def counting_call(self, frame):
+        converted.append(frame.pts)
+        return real_call(self, frame)
+
+    def counting_decoded(*args):
+        for frame in real_decoded(*args):
+            decoded.append(frame.pts)
+            yield frame
+
+    monkeypatch.setattr(backend._Converter, "__call__", counting_call)
+    monkeypatch.setattr(backend, "_decoded", counting_decoded)
+    clip = read_frames(path, [150, 10, 151, 11], 64, decoder="pyav")
+    assert clip.indices.tolist() == [150, 10, 151, 11]
+    lefts = [int(np.nonzero((f.mean(axis=2) > 160).any(axis=0))[0][0]) for f in clip.frames]
+    assert lefts == [int(48 * t / 199) for t in (150, 10, 151, 11)]
+    assert len(converted) == 4
+    assert len(decoded) < 30  # from the key frames before 10 and 150, not all 200
+
+
+@NEEDS_REAL
+def test_read_frames_of_a_damaged_file_falls_back_and_names_a_missing_frame():
+    path = REAL / "edge" / "decord_corrupted.mp4"
+    chain = [d.name for d in decoder_chain("auto")]
+    clip = read_frames(path, [29, 31, 49], 32, decoder="auto", num_threads=1)
+    assert clip.decoder == "pyav" and clip.indices.tolist() == [29, 31, 49]
+    reference = read_clip(path, SamplingConfig(mode="stride", stride=1, max_frames=100), 32,
+                          decoder="pyav", num_threads=1)
+    rows = [reference.indices.tolist().index(i) for i in (29, 31, 49)]
+    np.testing.assert_array_equal(clip.frames, reference.frames[rows])
+    if "decord" in chain:
+        assert clip.warning.startswith("decord: decoding failed")
+    # Frame 30's packet is broken: no decoder of the chain has it, each one says why.
+    with pytest.raises(VideoError) as caught:
+        read_frames(path, [29, 30], 32, decoder="auto", num_threads=1)
+    message = str(caught.value)
+    assert message.startswith(f"cannot decode video {path}: ")
+    assert "pyav: frame 30 does not decode (a packet at " in message
+    assert ("decord: decoding failed" in message) == ("decord" in chain)
+    assert "\n" not in message

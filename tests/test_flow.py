@@ -17,11 +17,12 @@ from s2vt.cli import main
 from s2vt.errors import ConfigError, S2VTError
 from s2vt.features import FeatureStore
 from s2vt.flow import FLOW_METHOD_NAMES, FLOW_METHODS, FlowConfig, flow_method_names
-from s2vt.flow.clip import pair_indices, read_flow_clip
+from s2vt.flow.clip import flow_images, flow_method, pair_indices, read_flow_clip
+from s2vt.flow.frames import read_frame_pairs
 from s2vt.flow.registry import build_flow_method, method_info, method_unavailable
 from s2vt.flow.render import flow_to_image
 from s2vt.flow.stream import check_same_stream, stream_meta, stream_of
-from s2vt.video import SamplingConfig
+from s2vt.video import SamplingConfig, backend_names, decoder_chain, get_decoder, probe
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -386,3 +387,142 @@ def test_caption_cli_on_a_flow_model(flow_data: dict[str, Path],
                  "--beam-size", "1"]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{video}\t") and len(line.split("\t")[1]) > 0
+
+
+# ----------------------------------------------------------------- frame pairs: decoding
+def _pairs_from_every_frame(path: Path, sampling: SamplingConfig, size: int, gap: int,
+                            decoder: str) -> tuple[np.ndarray, ...]:
+    """Frame pairs the long way: every frame up to the last one the pairs need (stride 1),
+    the pairs picked from there (how flow read them before it could ask for indices)."""
+    from s2vt.video import read_clip
+
+    positions = read_clip(path, sampling, size, decoder=decoder)
+    first, second = pair_indices(positions.indices, positions.total_frames, gap)
+    last = int(max(first.max(), second.max()))
+    every = read_clip(path, SamplingConfig(mode="stride", stride=1, max_frames=last + 1), size,
+                      decoder=decoder)
+    row = {int(index): r for r, index in enumerate(every.indices)}
+    rows_first, rows_second = [row[i] for i in first.tolist()], [row[i] for i in second.tolist()]
+    return (every.frames[rows_first], every.frames[rows_second], first,
+            every.timestamps[rows_first], positions.indices)
+
+
+@pytest.fixture(scope="module")
+def pair_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("pairs")
+    frames = textured_frames(23, 2)
+    return {ext: write_video(folder / f"moving{ext}", frames=frames, fps=10)
+            for ext in (".mp4", ".avi")}
+
+
+PAIR_SAMPLINGS = {"uniform": SamplingConfig(num_frames=6),
+                  "stride": SamplingConfig(mode="stride", stride=4),
+                  "fps": SamplingConfig(mode="fps", fps=3.0)}
+
+
+@pytest.mark.parametrize("decoder", ["auto", *backend_names()])
+@pytest.mark.parametrize("ext", [".mp4", ".avi"])
+def test_frame_pairs_equal_decoding_every_frame(pair_clips: dict[str, Path], decoder: str,
+                                                ext: str) -> None:
+    """Only the pairs' frames are decoded, and they are the very frames (and features) that
+    decoding every frame up to the last pair gives, with every backend (decord's in-order
+    AVI path included), sampling mode and gap (30: longer than the clip)."""
+    path = pair_clips[ext]
+    if decoder != "auto":
+        reason = get_decoder(decoder).unavailable() or get_decoder(decoder).refuses(probe(path))
+        if reason is not None:
+            pytest.skip(f"decoder {decoder}: {reason}")
+    for mode, sampling in PAIR_SAMPLINGS.items():
+        for gap in (1, 3, 30):
+            pairs = read_frame_pairs(path, sampling, 64, gap, decoder=decoder)
+            first, second, indices, times, positions = _pairs_from_every_frame(
+                path, sampling, 64, gap, decoder)
+            where = f"{mode}, gap {gap}"
+            assert pairs.indices.tolist() == indices.tolist(), where
+            assert pairs.clip.indices.tolist() == positions.tolist(), where
+            np.testing.assert_array_equal(pairs.timestamps, times, err_msg=where)
+            np.testing.assert_array_equal(pairs.first, first, err_msg=where)
+            np.testing.assert_array_equal(pairs.second, second, err_msg=where)
+            assert pairs.first.shape == pairs.second.shape == (len(indices), 64, 64, 3)
+    # The flow images (what the encoder sees) are therefore those of every-frame decoding.
+    config = FlowConfig(size=64)
+    images = read_flow_clip(path, PAIR_SAMPLINGS["uniform"], 32, flow=config, decoder=decoder)
+    first, second, *_ = _pairs_from_every_frame(path, PAIR_SAMPLINGS["uniform"], 64, 1, decoder)
+    np.testing.assert_array_equal(
+        images.frames, flow_images(first, second, config, 32, flow_method(config)))
+
+
+def test_frame_pairs_of_a_long_clip_hold_two_frames_per_position(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tracemalloc
+
+    from s2vt import videowriter
+    from s2vt.flow import frames as frames_module
+
+    # 600 frames (a minute at 10 fps), written one at a time: a 50-frame cycle repeats.
+    cycle = textured_frames(50, 1)
+    path = videowriter.write_video(tmp_path / "long.mp4", (cycle[i % 50] for i in range(600)),
+                                   10, options={"preset": "ultrafast"})
+    held: list[tuple[str, int]] = []
+    for name in ("read_clip", "read_frames"):
+        def spy(*args, _real=getattr(frames_module, name), _name=name, **kwargs):
+            clip = _real(*args, **kwargs)
+            held.append((_name, len(clip.frames)))
+            return clip
+
+        monkeypatch.setattr(frames_module, name, spy)
+    sampling = SamplingConfig(mode="stride", stride=40)  # 15 positions, up to frame 560
+    tracemalloc.start()
+    try:
+        pairs = read_frame_pairs(path, sampling, 128, 1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    count = len(pairs.indices)
+    assert count == 15 and pairs.indices[-1] == 560
+    # The positions, then the frame after each: 2 frames per position were decoded.
+    assert held == [("read_clip", count), ("read_frames", count)]
+    frame = 128 * 128 * 3
+    # Decoding every frame up to 561 peaks at 80 MiB (562 frames, decoded and stacked);
+    # the pairs alone at about 4 MiB.
+    assert peak < 12 * count * frame, f"peak {peak / 2**20:.1f} MiB for {count} positions"
+
+
+def test_flow_decoding_uses_the_decoder_it_is_given(
+    pair_clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """read_flow_clip's decoder reaches both reads (the other frames of the pairs come
+    from the backend that read the positions)."""
+    from s2vt.flow import frames as frames_module
+
+    asked: list[tuple[str, str]] = []
+    for name in ("read_clip", "read_frames"):
+        def spy(*args, _real=getattr(frames_module, name), _name=name, **kwargs):
+            asked.append((_name, kwargs.get("decoder")))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(frames_module, name, spy)
+    clip = read_flow_clip(pair_clips[".mp4"], SamplingConfig(num_frames=4), 32,
+                          flow=FlowConfig(size=32), decoder="pyav")
+    assert clip.decoder == "pyav"
+    assert asked == [("read_clip", "pyav"), ("read_frames", "pyav")]
+    asked.clear()
+    auto = read_flow_clip(pair_clips[".mp4"], SamplingConfig(num_frames=4), 32,
+                          flow=FlowConfig(size=32), decoder="auto")
+    assert asked == [("read_clip", "auto"), ("read_frames", auto.decoder)]
+    assert auto.decoder == decoder_chain("auto")[0].name
+
+
+def test_flow_extraction_passes_its_decoder_to_the_workers(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    write_video(videos / "a.mp4", frames=textured_frames(10, 2), fps=10)
+    expected = {}
+    for decoder in ("pyav", "auto"):
+        out = tmp_path / decoder
+        assert main(["extract", str(videos), "--out", str(out), "--stream", "flow",
+                     "--flow-size", "32", "--decoder", decoder, "--encoder", "tiny",
+                     "--num-frames", "4", "--workers", "1", "--no-progress"]) == 0
+        assert json.loads((out / "meta.json").read_text())["decoder"] == decoder
+        expected[decoder] = json.loads((out / "a.json").read_text())["decoding"]["decoder"]
+    assert expected == {"pyav": "pyav", "auto": decoder_chain("auto")[0].name}

@@ -482,6 +482,13 @@ def test_a_raw_video_is_decoded_once_into_each_members_own_features(
 
     monkeypatch.setattr(s2vt.video, "read_clip", counted)
     monkeypatch.setattr(s2vt.flow.frames, "read_clip", counted)
+    pairs_original = s2vt.flow.frames.read_frames
+
+    def counted_pairs(*args, **kwargs):  # the other frames of a flow member's pairs
+        calls.append(args[2])
+        return pairs_original(*args, **kwargs)
+
+    monkeypatch.setattr(s2vt.flow.frames, "read_frames", counted_pairs)
     parts = captioner.video_features(clip)
     assert len(calls) == reads
     monkeypatch.undo()

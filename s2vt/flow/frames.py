@@ -1,24 +1,22 @@
-"""Frame pairs of a video through :func:`s2vt.video.read_clip`, the one decoding API.
+"""Frame pairs of a video through :mod:`s2vt.video`, the one decoding package.
 
-``read_clip`` takes a frame sampling, not explicit frame indices, so the pairs are read in
-two calls: the clip's own sampling gives the positions t (exactly the RGB stream's, with
-the decoder's handling of damaged files), then a ``stride 1`` sampling up to the last
-needed frame gives every frame up to there, from which the pairs are taken. The second
-call holds ``last needed index + 1`` frames at the working size (128 px: about 50 KB a
-frame, 45 MB for a 30 s clip at 30 fps); a decoder entry point taking explicit indices
-would make it only the pairs' frames.
+Two calls: :func:`s2vt.video.read_clip` with the clip's own sampling gives the positions t
+(exactly the RGB stream's, with the decoder's handling of damaged files) and their frames,
+which are the pairs' first frames; :func:`s2vt.video.read_frames` then decodes only the
+other frames the pairs need (t+K, and the end's last-K), with the backend that read the
+positions. At most two frames per position are held, whatever the clip's length.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from s2vt.errors import VideoError
-from s2vt.video import Clip, SamplingConfig, read_clip
+from s2vt.video import Clip, SamplingConfig, read_clip, read_frames
 
 
 def pair_indices(sampled: np.ndarray, total_frames: int, gap: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,27 +72,36 @@ def read_frame_pairs(
         size: working side W (shorter side resized, centre-cropped square).
         gap: K.
         num_threads: decoding threads.
-        **options: passed on to ``read_clip`` (e.g. the decoder).
+        **options: passed on to ``read_clip`` (e.g. the decoder); the pairs' other frames
+            are read with the decoder that read the positions.
 
     Returns:
         The pairs (:func:`pair_indices` of the positions).
 
     Raises:
-        VideoError: the video cannot be decoded, or the frames the pairs need do not.
+        VideoError: the video cannot be decoded, or a frame the pairs need does not.
     """
     path = Path(path)
     positions = read_clip(path, sampling, size, num_threads=num_threads, **options)
     first, second = pair_indices(positions.indices, positions.total_frames, gap)
-    last = int(max(first.max(), second.max()))
-    every = SamplingConfig(mode="stride", stride=1, max_frames=last + 1)
-    clip = read_clip(path, every, size, num_threads=num_threads, **options)
-    where = {int(index): row for row, index in enumerate(clip.indices)}
-    missing = sorted({int(i) for i in (*first, *second)} - set(where))
-    if missing:
-        raise VideoError(f"cannot decode video {path}: frames {missing[:5]} that the flow "
-                         "pairs need do not decode")
-    rows = [where[int(i)] for i in first]
-    return FramePairs(first=clip.frames[rows],
-                      second=clip.frames[[where[int(i)] for i in second]],
-                      indices=first, timestamps=np.asarray(clip.timestamps)[rows],
-                      clip=positions)
+    # frame index -> (clip, row) of the frame, from the positions where they have it
+    where: dict[int, tuple[Clip, int]] = {}
+    for row, index in enumerate(positions.indices.tolist()):
+        where.setdefault(int(index), (positions, row))
+    others = sorted({*first.tolist(), *second.tolist()} - set(where))
+    if others:
+        rest = {key: value for key, value in options.items() if key != "decoder"}
+        more = read_frames(path, others, size, num_threads=num_threads,
+                           decoder=positions.decoder or options.get("decoder", "auto"), **rest)
+        for row, index in enumerate(others):
+            where[index] = (more, row)
+        if more.warning and more.warning not in (positions.warning or ""):
+            # Damage met only past the positions is still reported with the video.
+            notes = [note for note in (positions.warning, more.warning) if note]
+            positions = dataclasses.replace(positions, warning="; ".join(notes))
+
+    def gather(indices: np.ndarray, field: str) -> np.ndarray:
+        return np.stack([getattr(where[i][0], field)[where[i][1]] for i in indices.tolist()])
+
+    return FramePairs(first=gather(first, "frames"), second=gather(second, "frames"),
+                      indices=first, timestamps=gather(first, "timestamps"), clip=positions)

@@ -1,6 +1,7 @@
 """Video decoding and frame sampling: the only package that opens videos.
 
-One API, :func:`read_clip`, over a registry of decoders (``--decoder NAME``):
+One API, :func:`read_clip` (a frame sampling) and :func:`read_frames` (frame indices the
+caller chose), over a registry of decoders (``--decoder NAME``):
 
 - ``decord`` (default where it installs): seeks per sampled frame, resizes in FFmpeg;
 - ``pyav``: PyAV, installs everywhere, skips damaged packets;
@@ -16,7 +17,7 @@ frames of a 10-minute clip holds at most one chunk of small frames plus an index
 
 Modules: ``sampling`` (which frames), ``clip`` (the result, geometry), ``probe`` (the
 stream), ``registry`` (the decoder interface), one module per decoder, ``reader``
-(:func:`read_clip`), ``rate`` (decode rate for the benchmark).
+(:func:`read_clip`, :func:`read_frames`), ``rate`` (decode rate for the benchmark).
 """
 
 from s2vt.video import auto as _auto  # noqa: F401  (registers "auto")
@@ -28,7 +29,7 @@ from s2vt.video.clip import Clip
 from s2vt.video.decord import DECODE_CHUNK as _DECODE_CHUNK
 from s2vt.video.probe import StreamInfo, probe
 from s2vt.video.rate import decode_rate
-from s2vt.video.reader import DEFAULT_DECODER, read_clip
+from s2vt.video.reader import DEFAULT_DECODER, read_clip, read_frames
 from s2vt.video.registry import (
     Decoder,
     backend_names,
@@ -60,6 +61,7 @@ __all__ = [
     "get_decoder",
     "probe",
     "read_clip",
+    "read_frames",
     "register_decoder",
     "sample_indices",
 ]
