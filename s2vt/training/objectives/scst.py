@@ -15,6 +15,7 @@ and never counts as another unknown word.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,6 +30,8 @@ from s2vt.training.objectives.base import ObjectiveContext, blocked_log_probs
 if TYPE_CHECKING:
     from s2vt.cider import CiderD
     from s2vt.models.base import CaptionModel
+
+logger = logging.getLogger(__name__)
 
 
 def sample_captions(model: CaptionModel, features: torch.Tensor, feature_mask: torch.Tensor,
@@ -114,6 +117,9 @@ class SelfCritical:
         self.scorer = training_scorer(context.references,
                                       [data.video_ids[i] for i in self.videos],
                                       context.vocab.itos)
+        logger.info("self-critical training: %d samples per video (baseline: %s), CIDEr-D "
+                    "against %d references of %d training videos", self.settings.num_samples,
+                    self.settings.baseline, int(self.scorer.num_refs.sum()), len(self.videos))
 
     def epoch_batches(self, epoch: int, rank: int, world_size: int) -> list[list[int]]:
         """Batches of positions in :attr:`videos`, shuffled per epoch, sharded over ranks."""
