@@ -1,8 +1,11 @@
 """``s2vt serve``'s page in a real browser: headless Chromium (Debian's ``chromium``) driven by
 playwright, a real clip from ../shared/real/videos uploaded through the page's file picker,
-the caption and the frame strip checked on screen, and a screenshot saved.
+the caption, the frame strip, the N best beams and (attention model) the per-word frame
+heat rows checked on screen, and a screenshot saved.
 
-Set ``S2VT_SCREENSHOT=PATH`` to keep the screenshot (docs/serve.png is made that way).
+Set ``S2VT_SCREENSHOT=PATH`` to keep the screenshot of the S2VT model's page, and
+``S2VT_SCREENSHOT_MODEL=DIR`` to serve that model dir instead of an untrained one
+(docs/serve.png is made that way, with the README walk-through's model).
 """
 
 from __future__ import annotations
@@ -37,8 +40,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def server_url(tmp_path):
+BEAMS = 3
+
+
+@pytest.fixture(params=["s2vt", "s2vt_att"])
+def server_url(request, tmp_path):
     pytest.importorskip("fastapi", reason="needs the serve extra")
     import uvicorn
     from hubcache import make_model_dir
@@ -48,9 +54,15 @@ def server_url(tmp_path):
     from s2vt.serve.engine import CaptionEngine
     from s2vt.serve.limits import ServeLimits
 
-    model = Path(os.environ.get("S2VT_SCREENSHOT_MODEL") or make_model_dir(tmp_path / "model"))
+    if request.param == "s2vt_att":
+        from test_serve import _attention_model_dir
+
+        model = _attention_model_dir(tmp_path / "model")
+    else:
+        model = Path(os.environ.get("S2VT_SCREENSHOT_MODEL") or
+                     make_model_dir(tmp_path / "model"))
     limits = ServeLimits()
-    engine = CaptionEngine(Captioner.from_pretrained(model, beam_size=3), limits)
+    engine = CaptionEngine(Captioner.from_pretrained(model, beam_size=BEAMS), limits)
     folder = make_upload_dir(tmp_path)
     app = create_app(engine, limits, upload_dir=folder)
     port = free_port()
@@ -62,7 +74,7 @@ def server_url(tmp_path):
     while not server.started:
         assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/", folder
+    yield f"http://127.0.0.1:{port}/", folder, request.param
     server.should_exit = True
     thread.join(timeout=15)
 
@@ -70,8 +82,10 @@ def server_url(tmp_path):
 def test_upload_through_the_page_shows_caption_and_frames(server_url, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api", reason="needs playwright "
                                      "(pip install playwright; the browser is Debian's)")
-    url, folder = server_url
-    shot = Path(os.environ.get("S2VT_SCREENSHOT") or tmp_path / "serve.png")
+    url, folder, kind = server_url
+    shot = tmp_path / "serve.png"
+    if kind == "s2vt" and os.environ.get("S2VT_SCREENSHOT"):
+        shot = Path(os.environ["S2VT_SCREENSHOT"])
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
@@ -86,8 +100,26 @@ def test_upload_through_the_page_shows_caption_and_frames(server_url, tmp_path):
             page.wait_for_selector("#result:not([hidden])", timeout=60000)
             caption = page.inner_text("#caption").strip()
             frames = page.locator("#strip img")
-            assert caption and page.locator("#beams tr").count() >= 1
+            assert caption and page.locator("#beams tr").count() == BEAMS
+            assert page.inner_text("#beams tr:first-child td:nth-child(2)").strip() == caption
+            assert "only its best beam" not in page.content()
             assert frames.count() >= 4 and frames.first.is_visible()
+            heat = page.locator("#heat")
+            if kind == "s2vt_att":
+                # A row per word under a row of the frames it read, a cell per frame.
+                words = caption.split()
+                assert heat.is_visible() and page.locator("#heat tr").count() == len(words) + 1
+                assert page.locator("#heat tr:nth-child(2) td.w").count() == 3
+                assert page.locator("#heat th img").count() == 3
+                assert page.inner_text("#heat tr:nth-child(2) td.word").strip() == words[0]
+                # Clicking another caption shows its own rows.
+                page.locator("#beams tr").nth(1).click()
+                second = page.inner_text("#beams tr:nth-child(2) td:nth-child(2)").split()
+                assert page.locator("#heat tr").count() == len(second) + 1
+                assert "Caption 2:" in page.inner_text("#attention")
+            else:
+                assert not heat.is_visible()
+                assert "not available" in page.inner_text("#attention")
             # Each thumbnail really decoded (a broken data URI has naturalWidth 0).
             assert page.evaluate("Array.from(document.querySelectorAll('#strip img'))"
                                  ".every(img => img.complete && img.naturalWidth > 0)")

@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("fastapi", reason="s2vt serve needs the serve extra (pip install "
@@ -71,25 +72,119 @@ def test_page_health_and_openapi(served):
     assert folder.stat().st_mode & 0o777 == 0o700
 
 
-def test_caption_an_upload(served):
-    client, clip, folder, _ = served
+def _teacher_forced_log_prob(captioner, features, caption: str) -> float:
+    """log p(caption | video) by one forward pass: what each listed log p must equal (its
+    <eos> counts unless the caption ran to the longest length without one)."""
+    import torch
+
+    from s2vt.models.inputs import fit_frames
+
+    loaded = captioner.loaded
+    array = fit_frames(features, loaded.config.max_frames)
+    ended = len(caption.split()) < captioner.max_len
+    ids = torch.tensor([loaded.vocab.encode(caption, add_bos=True, add_eos=ended)])
+    feats = torch.from_numpy(array.astype("float32"))[None]
+    mask = torch.ones(feats.shape[:2], dtype=torch.bool)
+    with torch.inference_mode():
+        logits = loaded.model(feats, mask, ids[:, :-1])
+        logp = torch.log_softmax(logits.float(), dim=-1)
+    return float(logp.gather(-1, ids[:, 1:, None]).sum())
+
+
+def test_caption_an_upload_lists_the_n_best_beams(served, tmp_path):
+    client, clip, folder, engine = served
     response = upload(client, clip.read_bytes())
     assert response.status_code == 200, response.text
     result = response.json()
+    hypotheses = result["hypotheses"]
     assert isinstance(result["caption"], str) and result["caption"]
-    assert result["hypotheses"][0]["caption"] == result["caption"]
-    assert result["hypotheses"][0]["search"] == "beam search, 3 beams"
-    assert all(h["log_prob"] < 0 for h in result["hypotheses"])
+    # The N best beams of one beam search: N = the beam width, distinct, best first.
+    assert len(hypotheses) == 3 and hypotheses[0]["caption"] == result["caption"]
+    assert {h["search"] for h in hypotheses} == {"beam search, 3 beams"}
+    assert len({h["caption"] for h in hypotheses}) == 3
+    ranked = [h["log_prob"] / (h["words"] + 1) for h in hypotheses]
+    assert ranked == sorted(ranked, reverse=True)
+    features = engine.captioner.video_features(clip)
+    assert result["caption"] == engine.captioner.caption_features([features], beam_size=3)[0]
+    for h in hypotheses:
+        assert h["words"] == len(h["caption"].split()) and h["attention"] is None
+        assert h["log_prob"] == pytest.approx(
+            _teacher_forced_log_prob(engine.captioner, features, h["caption"]), abs=2e-4)
+    assert "the 3 final beams of one beam search" in result["nbest_note"]
+    assert "only its best beam" not in result["nbest_note"]
+    assert result["attention"] is None
+    assert result["attention_note"] == "this model has no attention over frames"
     assert result["num_frames"] == 4 and len(result["frames"]) == 4
     from PIL import Image
 
     head, data = result["frames"][0]["src"].split(",", 1)
     assert head == "data:image/jpeg;base64"
     assert Image.open(io.BytesIO(base64.b64decode(data))).size == (32, 32)
+    wide = upload(client, clip.read_bytes(), beam_size=5).json()["hypotheses"]
+    assert len(wide) == 5 and len({h["caption"] for h in wide}) == 5
     # Greedy only, no thumbnails.
     lean = upload(client, clip.read_bytes(), beam_size=1, frames="false").json()
     assert [h["search"] for h in lean["hypotheses"]] == ["greedy"] and lean["frames"] == []
+    assert lean["caption"] == engine.captioner.caption_features([features], beam_size=1)[0]
     assert list(folder.iterdir()) == []
+
+
+def _attention_model_dir(out: Path) -> Path:
+    """An untrained s2vt_att model dir for the tiny encoder (as make_model_dir)."""
+    import torch
+    from hubcache import CAPTIONS, ENCODER, SAMPLING
+
+    from s2vt.checkpoint import save_model_dir
+    from s2vt.models import ModelConfig, build_model
+    from s2vt.text import Vocabulary
+
+    torch.manual_seed(1)
+    vocab = Vocabulary.build(CAPTIONS)
+    config = ModelConfig(name="s2vt_att", feature_dim=48, vocab_size=len(vocab), embed_size=8,
+                         hidden_size=8, dropout=0.0, max_frames=3)
+    save_model_dir(out, build_model(config), config, vocab, ENCODER, SAMPLING,
+                   features={"feature_dim": 48, "image_size": 32, "dtype": "float16"})
+    return out
+
+
+def test_attention_model_shows_which_frames_each_word_looked_at(tmp_path):
+    """s2vt_att: per word of every beam, its weights over the frames the model read (the
+    model reads 3 of the 4 sampled frames: its max_frames), the best caption's on top."""
+    captioner = Captioner.from_pretrained(_attention_model_dir(tmp_path / "att"), beam_size=3)
+    engine = CaptionEngine(captioner, LIMITS)
+    app = create_app(engine, LIMITS, upload_dir=make_upload_dir(tmp_path))
+    clip = write_video(tmp_path / "clip.mp4", num_frames=30, width=64, height=48)
+    with TestClient(app) as client:
+        assert client.get("/api/health").json()["model"]["attention"] is True
+        result = upload(client, clip.read_bytes()).json()
+    assert len(result["hypotheses"]) == 3 and result["attention_note"] is None
+    attention = result["attention"]
+    assert attention["frames"] == [0, 2, 3]  # fit_frames of 4 to 3: evenly, ends kept
+    assert attention["words"] == result["caption"].split()
+    assert attention["weights"] == result["hypotheses"][0]["attention"]
+    (scored,) = captioner.caption_features_scored([captioner.video_features(clip)])
+    for h in result["hypotheses"]:
+        assert len(h["attention"]) == h["words"]
+        for row in h["attention"]:
+            assert len(row) == 3 and sum(row) == pytest.approx(1.0, abs=1e-3)
+    np.testing.assert_allclose(attention["weights"], scored[0].attention, atol=1e-4)
+
+
+def test_a_fused_model_dir_is_served(tmp_path):
+    from s2vt.fusing import fuse
+
+    members = [make_model_dir(tmp_path / name) for name in ("a", "b")]
+    fused = fuse(members, tmp_path / "fused", alpha=0.5).out
+    engine = CaptionEngine(Captioner.from_pretrained(fused, beam_size=2), LIMITS)
+    app = create_app(engine, LIMITS, upload_dir=make_upload_dir(tmp_path))
+    clip = write_video(tmp_path / "clip.mp4", num_frames=30, width=64, height=48)
+    with TestClient(app) as client:
+        model = client.get("/api/health").json()["model"]
+        result = upload(client, clip.read_bytes()).json()
+    assert model["architecture"] == "fused: s2vt rgb x 0.5 + s2vt rgb x 0.5"
+    assert model["attention"] is False and model["encoder"] == "tiny"
+    assert len(result["hypotheses"]) == 2 and result["num_frames"] == 4
+    assert len(result["frames"]) == 4
 
 
 def multipart(data: bytes, boundary: str = "XyZ", field: str = "file") -> bytes:

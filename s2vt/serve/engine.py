@@ -7,6 +7,10 @@ search run in the server process on the model loaded once at start-up.
 
 Admission is counted before the upload is read: at most ``workers + queue`` requests are in
 flight, the next gets 503 with Retry-After, so memory and temporary disk stay bounded.
+
+A request's captions are one beam search's N best beams (N = the beam width), each with
+its log-probability under the model, and, for a model with attention over frames, the
+weights each word gave the model's input frames.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import io
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NBEST_NOTE = ("this model's beam search returns only its best beam, so the list holds it and "
-              "the greedy caption when that differs, each with its log-probability under the "
-              "model")
-
 
 class CaptionError(Exception):
     """A video that could not be captioned: HTTP ``status`` and a one-line ``message``."""
@@ -46,12 +46,22 @@ class CaptionError(Exception):
 
 @dataclass
 class Hypothesis:
-    """One candidate caption: how it was found and its log-probability under the model."""
+    """One candidate caption: how it was found and its log-probability under the model.
+
+    Attributes:
+        caption: the sentence.
+        log_prob: the sum of its words' and its <eos>'s log-probabilities.
+        words: its number of words.
+        search: the search that found it (``beam search, 3 beams`` or ``greedy``).
+        attention: per word, its weights over the model's input frames (rows sum to 1);
+            None for a model without attention over frames.
+    """
 
     caption: str
     log_prob: float
     words: int
     search: str
+    attention: list[list[float]] | None = None
 
 
 def _jpeg_data_uri(frame: np.ndarray) -> str:
@@ -86,6 +96,7 @@ class CaptionEngine:
         # Build the frame encoder now: the first request should not pay for it, and
         # concurrent first requests must not build it twice.
         captioner._get_encoder()
+        self.attention = self._has_attention()
 
     # -- admission
     def admit(self) -> bool:
@@ -109,18 +120,43 @@ class CaptionEngine:
     # -- model facts for the page and /api/health
     def model_info(self) -> dict[str, Any]:
         loaded = self.captioner.loaded
+        members = getattr(loaded, "members", None)  # a fused model dir
+        first = members[0] if members else loaded
+        architecture = first.config.name
+        if members:
+            parts = [f"{m.config.name} {m.stream.get('name', 'rgb')} x {w:g}"
+                     for m, w in zip(members, loaded.weights, strict=True)]
+            architecture = "fused: " + " + ".join(parts)
         return {
             "name": Path(str(loaded.path)).name if loaded.path else None,
-            "architecture": loaded.config.name,
-            "encoder": loaded.encoder_spec.get("name"),
-            "image_size": (loaded.encoder_spec.get("image_size")
-                           or loaded.features.get("image_size")),
-            "frames": loaded.sampling.get("num_frames"),
-            "sampling": loaded.sampling.get("mode"),
+            "architecture": architecture,
+            "encoder": first.encoder_spec.get("name"),
+            "image_size": (first.encoder_spec.get("image_size")
+                           or first.features.get("image_size")),
+            "frames": first.sampling.get("num_frames"),
+            "sampling": first.sampling.get("mode"),
             "vocabulary": len(loaded.vocab),
             "beam_size": self.captioner.beam_size,
-            "attention": False,
+            "decoder": self.captioner.decoder,
+            "attention": self.attention,
         }
+
+    def _has_attention(self) -> bool:
+        """Whether the model reports attention over frames: one greedy word on a blank
+        one-frame video tells (the models say so only while decoding)."""
+        import numpy as np
+
+        from s2vt.models.decoding import DecodingOptions
+
+        loaded = self.captioner.loaded
+        members = getattr(loaded, "members", None)
+        if members:
+            blank: Any = tuple(np.zeros((1, m.config.feature_dim), np.float16) for m in members)
+        else:
+            blank = np.zeros((1, loaded.config.feature_dim), np.float16)
+        (found,) = self.captioner.caption_features_scored(
+            [blank], DecodingOptions(beam_size=1, max_len=1))
+        return found[0].attention is not None
 
     # -- captioning (blocking; called from a worker thread)
     def caption_file(self, path: Path, beam_size: int | None = None,
@@ -128,8 +164,11 @@ class CaptionEngine:
         """Decode (contained), encode and caption one file.
 
         Returns:
-            ``caption``, ``hypotheses`` (best first), ``frames`` (JPEG data URIs and
-            times), ``attention`` (None: no attention model yet), notes and timings.
+            ``caption``, ``hypotheses`` (the N best beams, best first, each with its
+            log-probability and, for attention models, per-word frame weights),
+            ``frames`` (JPEG data URIs and their positions among the sampled frames),
+            ``attention`` (the best caption's words, weights and the positions of the
+            model's input frames; None without attention), notes and timings.
 
         Raises:
             CaptionError: 422 when the file cannot be decoded (not a video, truncated,
@@ -155,54 +194,53 @@ class CaptionEngine:
             hypotheses = self._hypotheses(features, beam)
             done = time.perf_counter()
         self.served += 1
+        count = len(clip_frames[0] if isinstance(clip_frames, tuple) else clip_frames)
+        best = hypotheses[0]
+        attention = None
+        if best.attention is not None:
+            attention = {"words": best.caption.split(), "weights": best.attention,
+                         "frames": self._model_frames(count)}
         return {
-            "caption": hypotheses[0].caption,
+            "caption": best.caption,
             "hypotheses": [asdict(h) for h in hypotheses],
-            "nbest_note": NBEST_NOTE,
-            "attention": None,
-            "attention_note": "this model has no attention over frames",
-            "num_frames": int(len(clip_frames)),
+            "nbest_note": _nbest_note(beam, len(hypotheses),
+                                      self.captioner.decoding.length_penalty),
+            "attention": attention,
+            "attention_note": None if attention is not None else
+            "this model has no attention over frames",
+            "num_frames": count,
             "frames": self._thumbnails(clip_frames) if frames else [],
             "seconds": {"decode": round(decoded - started, 3),
                         "encode": round(encoded - decoded, 3),
                         "caption": round(done - encoded, 3)},
         }
 
-    def _hypotheses(self, features: np.ndarray, beam: int) -> list[Hypothesis]:
-        searches = [(f"beam search, {beam} beams" if beam > 1 else "greedy", beam)]
-        if beam > 1:
-            searches.append(("greedy", 1))
-        found: list[Hypothesis] = []
-        for label, width in searches:
-            (caption,) = self.captioner.caption_features([features], beam_size=width)
-            if any(h.caption == caption for h in found):
-                continue
-            found.append(Hypothesis(caption, self._log_prob(features, caption),
-                                    len(caption.split()), label))
-        return found
+    def _hypotheses(self, features: Any, beam: int) -> list[Hypothesis]:
+        """The ``beam`` best beams of one beam search (greedy for 1), best first."""
+        options = replace(self.captioner.decoding, beam_size=beam, sample=False,
+                          num_captions=beam)
+        label = f"beam search, {beam} beams" if beam > 1 else "greedy"
+        (found,) = self.captioner.caption_features_scored([features], options)
+        return [Hypothesis(c.caption, round(c.log_prob, 4), len(c.caption.split()), label,
+                           None if c.attention is None else
+                           [[round(w, 4) for w in row] for row in c.attention])
+                for c in found]
 
-    def _log_prob(self, features: np.ndarray, caption: str) -> float:
-        """Sum of the caption's word log-probabilities (and <eos>) under the model."""
-        import torch
+    def _model_frames(self, count: int) -> list[int]:
+        """Positions, among ``count`` sampled frames, of the frames the model reads (it
+        subsamples a long video evenly to its ``max_frames``), in order."""
+        import numpy as np
 
         from s2vt.models.inputs import fit_frames
 
-        loaded = self.captioner.loaded
-        array = fit_frames(features, loaded.config.max_frames)
-        tokens = loaded.vocab.encode(caption, add_bos=True, add_eos=True)
-        device = self.captioner.device
-        feats = torch.from_numpy(array.astype("float32"))[None].to(device)
-        mask = torch.ones(feats.shape[:2], dtype=torch.bool, device=device)
-        ids = torch.tensor([tokens], device=device)
-        with torch.inference_mode():
-            logits = loaded.model(feats, mask, ids[:, :-1])
-            logp = torch.log_softmax(logits.float(), dim=-1)
-            picked = logp.gather(-1, ids[:, 1:, None]).sum()
-        return round(float(picked), 4)
+        keep = fit_frames(np.arange(count), self.captioner.loaded.config.max_frames)
+        return [int(i) for i in keep]
 
-    def _thumbnails(self, clip_frames: np.ndarray) -> list[dict[str, Any]]:
+    def _thumbnails(self, clip_frames: np.ndarray | tuple) -> list[dict[str, Any]]:
         import numpy as np
 
+        if isinstance(clip_frames, tuple):  # a fused model: the first member's frames
+            clip_frames = clip_frames[0]
         count = len(clip_frames)
         shown = min(count, self.limits.max_frames_shown)
         if shown == 0:
@@ -210,6 +248,17 @@ class CaptionEngine:
         picks = np.linspace(0, count - 1, shown).round().astype(int)
         return [{"index": int(i), "src": _jpeg_data_uri(np.ascontiguousarray(clip_frames[i]))}
                 for i in picks]
+
+
+def _nbest_note(beam: int, found: int, length_penalty: float) -> str:
+    """What the list of captions holds, in one sentence for the page."""
+    if beam == 1:
+        return "the one caption greedy search finds (a beam of 2 or more lists the best few)"
+    fewer = f" ({found} of them reach a caption)" if found < beam else ""
+    rank = ("log p per token (words + end)" if length_penalty == 1 else
+            f"log p / length^{length_penalty:g} (length: words + end)")
+    return (f"the {beam} final beams of one beam search{fewer}, ranked as the search ranks "
+            f"them, by {rank}, each with its log-probability under the model")
 
 
 def _client_reason(error: str, path: Path) -> str:
