@@ -463,7 +463,20 @@ class FusedCaptioner(Captioner):
         members = [{"sampling": member.loaded.sampling,
                     "size": int(member._get_encoder().image_size),
                     "stream": member.loaded.stream} for member in self.members]
-        return FUSED_DECODE_FN, {"members": members, "device": str(self.device)}
+        return FUSED_DECODE_FN, {"members": members, "device": str(self.device),
+                                 "decoder": self.decoder}
+
+    @cached_property
+    def decoder(self) -> str:
+        """The video decoder for raw videos: the first member's (see
+        :attr:`Captioner.decoder`), since a video is decoded once for all members; members
+        whose features were decoded otherwise are named in one warning (decord and PyAV
+        give the same pixels). Assign to override."""
+        names = [member.decoder for member in self.members]
+        if len(set(names)) > 1:
+            logger.warning("the fused members' features were decoded with %s; decoding with "
+                           "the first member's decoder, %s", ", ".join(names), names[0])
+        return names[0]
 
     def _get_encoder(self) -> FrameEncoder:
         """Build (once) and check every member's encoder; the first member's is returned.

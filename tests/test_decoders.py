@@ -746,3 +746,91 @@ def test_read_frames_of_a_damaged_file_falls_back_and_names_a_missing_frame():
     assert "pyav: frame 30 does not decode (a packet at " in message
     assert ("decord: decoding failed" in message) == ("decord" in chain)
     assert "\n" not in message
+
+
+# ------------------------------------------------------- the model's decoder, everywhere
+
+
+def _model_with_decoder(folder: Path, decoder: str | None) -> Path:
+    from hubcache import make_model_dir
+
+    model = make_model_dir(folder)
+    config_path = model / "config.json"
+    config = json.loads(config_path.read_text())
+    if decoder is not None:
+        config["features"]["decoder"] = decoder
+    config_path.write_text(json.dumps(config))
+    return model
+
+
+def _recording_pools(monkeypatch) -> list[dict]:
+    """The decode options every DecodePool of this test is started with."""
+    import s2vt.decodepool
+
+    seen: list[dict] = []
+    real = s2vt.decodepool.DecodePool.__init__
+
+    def init(self, *args, **kwargs):
+        seen.append(dict(kwargs.get("decode_options") or {}))
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(s2vt.decodepool.DecodePool, "__init__", init)
+    return seen
+
+
+def test_fused_dir_decodes_with_its_first_members_decoder(tmp_path, monkeypatch, caplog):
+    """A video is decoded once for all members: with the first member's decoder, and a
+    member whose features were decoded otherwise is named in a warning."""
+    import s2vt.video
+    from s2vt.captioner import Captioner
+    from s2vt.fusing import fuse
+
+    first = _model_with_decoder(tmp_path / "a", "pyav")
+    video = write_video(tmp_path / "clip.mp4", num_frames=8, width=48, height=48)
+    seen: list[str] = []
+    real = s2vt.video.read_clip
+
+    def recording(path, sampling, size, **options):
+        seen.append(options.get("decoder"))
+        return real(path, sampling, size, **options)
+
+    monkeypatch.setattr(s2vt.video, "read_clip", recording)
+    for second, warned in (("pyav", False), (None, True)):
+        fused = fuse([first, _model_with_decoder(tmp_path / f"b{second}", second)],
+                     tmp_path / "fused", alpha=0.5).out
+        caplog.clear()
+        seen.clear()
+        with caplog.at_level("WARNING"):
+            captioner = Captioner.from_pretrained(fused)
+            assert captioner.decoder == "pyav"
+        assert ("decoded with pyav, auto; decoding with the first member's decoder, pyav"
+                in caplog.text) == warned
+        assert len(captioner.video_features(video)) == 2 and seen == ["pyav"]
+    pools = _recording_pools(monkeypatch)
+    results = list(captioner.caption_videos([video, video], contained=True))
+    assert [r.error for r in results] == [None, None]
+    assert [options["decoder"] for options in pools] == ["pyav"]
+    captioner.decoder = "auto"  # what `s2vt caption --decoder auto` does
+    list(captioner.caption_videos([video, video], contained=True))
+    assert pools[-1]["decoder"] == "auto"
+
+
+def test_serve_decodes_uploads_with_the_models_decoder(tmp_path, monkeypatch):
+    pytest.importorskip("fastapi", reason="s2vt serve needs the serve extra")
+    from fastapi.testclient import TestClient
+
+    from s2vt.captioner import Captioner
+    from s2vt.serve.app import create_app, make_upload_dir
+    from s2vt.serve.engine import CaptionEngine
+    from s2vt.serve.limits import ServeLimits
+
+    model = _model_with_decoder(tmp_path / "model", "pyav")
+    limits = ServeLimits(workers=1, queue=1, decode_timeout=30.0)
+    engine = CaptionEngine(Captioner.from_pretrained(model, beam_size=2), limits)
+    pools = _recording_pools(monkeypatch)
+    video = write_video(tmp_path / "clip.mp4", num_frames=8, width=48, height=48)
+    with TestClient(create_app(engine, limits, upload_dir=make_upload_dir(tmp_path))) as client:
+        assert client.get("/api/health").json()["model"]["decoder"] == "pyav"
+        response = client.post("/api/caption", files={"file": ("c.mp4", video.read_bytes())})
+    assert response.status_code == 200, response.text
+    assert [options["decoder"] for options in pools] == ["pyav"]
