@@ -125,12 +125,15 @@ class ExtractResult:
         skipped: ids already in the store (from an earlier run), not redone.
         failed: the videos that failed in this call.
         out: the store folder.
+        partial: the ids of ``done`` extracted from only part of their video (frames
+            sampled over those that decode; the store's per-video record says why).
     """
 
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
     out: Path | None = None
+    partial: list[str] = field(default_factory=list)
 
 
 def _spec_meta(config: ExtractConfig) -> dict[str, Any]:
@@ -199,7 +202,7 @@ def extract(
         decode_fn: test hook only (fault injection), see :class:`DecodePool`.
 
     Returns:
-        done / skipped / failed of this call.
+        done (and which of them are partial) / skipped / failed of this call.
 
     Raises:
         S2VTError: an existing store made with other settings, an unknown encoder, ...
@@ -344,6 +347,8 @@ def _run(pool: DecodePool, todo: list[VideoInput], store: FeatureStore, encoder:
             timings["write"] += time.perf_counter() - started
         item.decoded.frames = None  # free the frames now, not when the batch ends
         result.done.append(video.video_id)
+        if (decoded.decoding or {}).get("partial"):
+            result.partial.append(video.video_id)
         bar.update(1)
 
     for decoded in pool.imap(todo, int(encoder.image_size), max_ready):

@@ -834,3 +834,28 @@ def test_serve_decodes_uploads_with_the_models_decoder(tmp_path, monkeypatch):
         response = client.post("/api/caption", files={"file": ("c.mp4", video.read_bytes())})
     assert response.status_code == 200, response.text
     assert [options["decoder"] for options in pools] == ["pyav"]
+
+
+def test_extract_counts_partial_videos_in_its_result_and_summary(tmp_path, capsys):
+    from s2vt.encoders import EncoderSpec
+    from s2vt.extraction import ExtractConfig, extract
+    from s2vt.inputs import resolve_inputs
+
+    videos = tmp_path / "videos"
+    write_video(videos / "whole.mp4", num_frames=12, width=64, height=48)
+    full = write_video(tmp_path / "full.mp4", num_frames=60, faststart=True)
+    (videos / "cut.mp4").write_bytes(full.read_bytes()[: full.stat().st_size * 2 // 3])
+    out = tmp_path / "features"
+    capsys.readouterr()
+    assert _extract(videos, out) == 0  # partial is done, not failed: exit 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary == (f"extract: 2 done, 0 skipped, 0 failed -> {out}; partial: 1 of the 2 "
+                       "done (cut: only part of the video decodes; see their per-video records)")
+    assert json.loads((out / "cut.json").read_text())["decoding"]["partial"] is True
+    # The result says which, and a rerun skips them (done is done).
+    config = ExtractConfig(encoder=EncoderSpec(name="tiny"), sampling=SamplingConfig(num_frames=4),
+                           workers=1)
+    again = extract(resolve_inputs(videos), tmp_path / "other", config, progress=False)
+    assert sorted(again.done) == ["cut", "whole"] and again.partial == ["cut"]
+    rerun = extract(resolve_inputs(videos), tmp_path / "other", config, progress=False)
+    assert rerun.done == [] and rerun.partial == [] and len(rerun.skipped) == 2

@@ -123,5 +123,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if result.failed:
         summary += f" (reasons in {args.out / shard_failures_name(shard)})"
+    if result.partial:
+        # Done, but from the frames that decode: say so beside the counts, not only above.
+        shown = ", ".join(result.partial[:3]) + (", ..." if len(result.partial) > 3 else "")
+        summary += (f"; partial: {len(result.partial)} of the {len(result.done)} done "
+                    f"({shown}: only part of the video decodes; see their per-video records)")
     print(summary, file=sys.stderr if result.failed else sys.stdout)
     return 1 if result.failed else 0
