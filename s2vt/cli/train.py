@@ -47,7 +47,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue OUT/train_state.pt")
     parser.add_argument("--batch-size", type=int, help="caption pairs per step (per process)")
     parser.add_argument("--lr", type=float, help="learning rate")
-    parser.add_argument("--model", help="model name (s2vt, meanpool)")
+    from s2vt.models import model_names  # the registry's names; no torch import
+
+    parser.add_argument("--model", help=f"caption model: {', '.join(model_names())} "
+                                         "(default: s2vt, or the config's)")
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--seed", type=int)
