@@ -468,10 +468,8 @@ class FusedCaptioner(Captioner):
 
     @cached_property
     def decoder(self) -> str:
-        """The video decoder for raw videos: the first member's (see
-        :attr:`Captioner.decoder`), since a video is decoded once for all members; members
-        whose features were decoded otherwise are named in one warning (decord and PyAV
-        give the same pixels). Assign to override."""
+        """The first member's decoder (a video is decoded once for all members); members
+        whose features were decoded otherwise are named in one warning. Assign to override."""
         names = [member.decoder for member in self.members]
         if len(set(names)) > 1:
             logger.warning("the fused members' features were decoded with %s; decoding with "
