@@ -68,5 +68,5 @@ def decode_rate(
     assert best is not None
     rate = best["frames"] / best["seconds"] if best["seconds"] > 0 else 0.0
     return {"decoder": decoder, "videos": len(paths), "failed": best["failed"],
-            "frames": best["frames"], "seconds": round(best["seconds"], 4),
-            "frames_per_second": round(rate, 2), "per_video": best["per_video"]}
+            "frames": best["frames"], "seconds": best["seconds"],
+            "frames_per_second": rate, "per_video": best["per_video"]}
