@@ -40,18 +40,27 @@ def scene_frames(index: int, count: int, width: int, height: int) -> Any:
     return frames
 
 
-def write_clips(folder: Path, config: BenchConfig) -> list[Path]:
-    """Encode ``config.clips`` H.264 clips (``config``'s size, length and rate) into
-    ``folder`` as ``clip000.mp4``, ``clip001.mp4``, ...
+def write_clips(folder: Path, config: BenchConfig, count: int | None = None,
+                seconds: float | None = None, prefix: str = "clip") -> list[Path]:
+    """Encode H.264 clips of ``config``'s size and rate into ``folder`` as
+    ``<prefix>000.mp4``, ``<prefix>001.mp4``, ...
+
+    Args:
+        folder: where to write them.
+        config: size, rate, and by default how many (``clips``) and how long (``seconds``).
+        count: clips to write instead of ``config.clips``.
+        seconds: length of each instead of ``config.seconds``.
+        prefix: the file names' stem before the number.
 
     Returns:
         The clips' paths, in order.
     """
-    count = max(1, round(config.seconds * config.fps))
-    return [write_video(folder / f"clip{index:03d}.mp4",
-                        scene_frames(index, count, config.width, config.height), config.fps,
+    count = config.clips if count is None else count
+    frames = max(1, round((config.seconds if seconds is None else seconds) * config.fps))
+    return [write_video(folder / f"{prefix}{index:03d}.mp4",
+                        scene_frames(index, frames, config.width, config.height), config.fps,
                         options={"preset": "veryfast", "crf": "23"})
-            for index in range(config.clips)]
+            for index in range(count)]
 
 
 def write_long_clip(path: Path, minutes: float, width: int = 160, height: int = 120,
