@@ -1,11 +1,13 @@
 #!/usr/bin/env python
 """Speed benchmark of s2vt; same as ``s2vt bench`` (code in s2vt/bench/): prints JSON.
 
-    python scripts/bench.py                           # full run (a few minutes on 2 cores)
-    python scripts/bench.py --quick                   # about a minute
+    python scripts/bench.py --out bench.json          # full run (5-10 min on 2 idle cores)
+    python scripts/bench.py --quick                   # smoke run (still 3 repeats)
     python scripts/bench.py --experiment precision    # bf16 vs fp32 training accuracy
 
-See docs/performance.md for the figures and what each number means.
+Every figure is the median of --repeats (>= 3) timed repeats with min and max; the JSON
+goes to stdout, the verdicts and the MSR-VTT / VATEX projection to stderr. See
+docs/performance.md for what each number means.
 """
 
 import sys

@@ -1,5 +1,6 @@
 """Performance behaviour, never timings: cheap imports, the fast encoder path computes the
-same features, long clips stay bounded in memory, the benchmark's parts and its precision
+same features, long clips stay bounded in memory, the benchmark's parts (the shape of its
+figures, ratios of medians and their verdicts, the projection) and its precision
 experiment.
 
 bf16 vs fp32 features (cosine >= 0.99) are checked in tests/test_encoders.py."""
@@ -155,24 +156,280 @@ def test_naive_baseline_computes_the_same_features(tmp_path: Path) -> None:
     assert bool((cosine > 0.95).all()), cosine
 
 
-def test_ratios_against_their_targets() -> None:
-    from s2vt.bench.harness import ratios
+def _fig(median: float, low: float | None = None, high: float | None = None,
+         unit: str = "frames/s") -> dict:
+    return {"median": median, "min": median if low is None else low,
+            "max": median if high is None else high, "repeats": 3, "unit": unit}
 
-    report = {
-        "encoder": {"images_per_s": 100.0},
-        "extract": {"frames_per_s": 85.0},
-        "naive": {"frames_per_s": 10.0},
-        "caption": {"batched_videos_per_s": 20.0, "single_videos_per_s": 5.0},
-        "caption_cli": {"seconds": 6.0},
+
+def _report(decode: float = 200.0, encoder: float = 300.0, torch_encoder: float = 100.0,
+            defaults: float = 170.0, torch_extract: float = 80.0, fp32: float = 120.0,
+            fp32_torch: float = 60.0, naive: float = 10.0, separate: float = 8.0,
+            cli: float = 4.0) -> dict:
+    """A report with the figures the ratios read; min and max lie far on the other side
+    of every target, so a ratio taken from them instead of the medians flips."""
+    def extract(steady: float) -> dict:
+        return {"steady_frames_per_s": _fig(steady, steady / 100, steady * 100),
+                "frames_per_s": _fig(steady / 2)}
+
+    return {
+        "decode": {"sets": {"generated": {"decoders": {
+            "decord": {"frames_per_s": _fig(decode, decode / 100, decode * 100)},
+            "pyav": {"frames_per_s": _fig(decode * 10)}}}}},
+        "encoder": {"chosen": {"runtime": "openvino", "precision": "bf16"},
+                    "bf16": {"openvino": {"images_per_s": _fig(encoder, 1.0, 1e6)},
+                             "torch": {"images_per_s": _fig(torch_encoder, 1.0, 1e6)}},
+                    "fp32": {"openvino": {"images_per_s": _fig(encoder / 2)},
+                             "torch": {"images_per_s": _fig(torch_encoder / 2)}}},
+        "extract": {"decoder": {"requested": "auto", "first": "decord"}, "variants": {
+            "defaults": extract(defaults), "torch": extract(torch_extract),
+            "fp32": extract(fp32), "fp32_torch": extract(fp32_torch)}},
+        "naive": {"same_process": {"frames_per_s": _fig(naive, 0.01, 1e6)},
+                  "separate_process": {"frames_per_s": _fig(separate)}},
+        "caption": {"batched_videos_per_s": _fig(20.0, 1.0, 1e3, "videos/s"),
+                    "single_videos_per_s": _fig(5.0, 1.0, 1e3, "videos/s")},
+        "caption_cli": {"seconds": _fig(cli, 0.1, 100.0, "s")},
     }
-    out = ratios(report)
-    assert out["extract_vs_encoder"] == {"value": 0.85, "target": 0.8, "met": True}
-    assert out["extract_vs_naive"]["value"] == 8.5 and not out["extract_vs_naive"]["met"]
-    assert out["batched_vs_single_caption"] == {"value": 4.0, "target": 5.0, "met": False}
-    assert out["caption_cli_seconds"]["met"] is False
+
+
+def test_ratios_divide_medians_and_are_met_only_when_this_run_met_them() -> None:
+    from s2vt.bench.harness import TARGETS, ratios
+
+    met = ratios(_report())
+    assert set(met) == set(TARGETS) - {"batched_vs_single_caption_demo_size"}
+    assert met["encoder_runtime_vs_torch"] == {
+        "value": 3.0, "target": 2.5, "at": "least", "met": True,
+        "numerator": "encoder.bf16.openvino.images_per_s",
+        "denominator": "encoder.bf16.torch.images_per_s"}
+    # min(decode alone 200, encoder alone 300) = 200: the decoder extract's auto tries first.
+    assert met["extract_vs_min_decode_encoder"]["value"] == 0.85
+    assert met["extract_vs_min_decode_encoder"]["denominator_min_of"] == [
+        "decode.sets.generated.decoders.decord.frames_per_s",
+        "encoder.bf16.openvino.images_per_s"]
+    assert met["extract_defaults_vs_torch"]["value"] == 2.125
+    # The pipeline comparison is at the same precision: fp32 extract vs the fp32 naive way.
+    assert met["extract_fp32_vs_naive"]["value"] == 12.0
+    assert met["batched_vs_single_caption"]["value"] == 4.0
+    assert met["caption_cli_seconds"] == {"value": 4.0, "target": 5.0, "at": "most",
+                                          "met": True, "figure": "caption_cli.seconds"}
+    assert {name: entry["met"] for name, entry in met.items()} == {
+        "encoder_runtime_vs_torch": True, "extract_vs_min_decode_encoder": True,
+        "extract_defaults_vs_torch": True, "extract_fp32_vs_naive": True,
+        "batched_vs_single_caption": False, "caption_cli_seconds": True}
+    # The other way round on every target, by the medians alone.
+    missed = ratios(_report(decode=300.0, torch_encoder=150.0, torch_extract=90.0,
+                            fp32=90.0, cli=5.5))
+    assert missed["encoder_runtime_vs_torch"]["value"] == 2.0
+    assert missed["extract_vs_min_decode_encoder"]["value"] == round(170 / 300, 3)
+    assert not any(entry["met"] for entry in missed.values())
+    # The encoder becomes the smaller of the two when the decoder is faster.
+    assert ratios(_report(decode=1000.0))["extract_vs_min_decode_encoder"]["value"] == 0.567
     assert ratios({}) == {}
     # The precision experiment is not a speed figure: its result never enters the ratios.
     assert ratios({"precision": {"gap": 0.05, "seed_spread": 0.08}}) == {}
+
+
+def test_a_ratio_whose_figure_was_not_measured_is_not_met() -> None:
+    from s2vt.bench.ratios import ratios, verdict
+
+    report = _report()
+    report["extract"]["variants"]["torch"]["steady_frames_per_s"] = {"skipped": "too few"}
+    out = ratios(report)["extract_defaults_vs_torch"]
+    assert out["value"] is None and out["met"] is False
+    assert out["reason"] == "not measured: extract.variants.torch.steady_frames_per_s"
+    assert verdict(2.0, 2.0, "least") and not verdict(1.99, 2.0, "least")
+    assert verdict(5.0, 5.0, "most") and not verdict(5.01, 5.0, "most")
+    assert not verdict(None, 1.0, "least")
+
+
+def test_comparisons_show_what_pipeline_runtime_precision_and_process_add() -> None:
+    from s2vt.bench.ratios import comparisons
+
+    out = comparisons(_report())
+    assert out["extract_fp32_torch_vs_naive"]["value"] == 6.0  # the pipeline alone
+    assert out["extract_defaults_vs_fp32_torch"]["value"] == round(170 / 60, 3)
+    assert out["extract_defaults_vs_naive"]["value"] == 17.0
+    assert out["extract_fp32_vs_naive_separate_process"]["value"] == 15.0
+    assert out["naive_same_vs_separate_process"]["value"] == 1.25
+    assert out["encoder_runtime_vs_torch_fp32"]["value"] == 3.0
+    assert out["encoder_bf16_vs_fp32"] == {
+        "value": 2.0, "numerator": "encoder.bf16.openvino.images_per_s",
+        "denominator": "encoder.fp32.openvino.images_per_s"}
+    assert out["extract_end_to_end_defaults_vs_torch"]["value"] == 2.125
+    assert all("target" not in entry and "met" not in entry for entry in out.values())
+
+
+def test_figures_are_medians_of_repeats_with_min_and_max() -> None:
+    from s2vt.bench.timing import alternate, figure, rate_figure
+
+    assert figure([3.0, 1.0, 2.0], "s") == {"median": 2.0, "min": 1.0, "max": 3.0,
+                                           "repeats": 3, "unit": "s"}
+    # Rates per repeat: the slowest repeat is the min.
+    assert rate_figure(10, [1.0, 2.0, 5.0], "frames/s") == {
+        "median": 5.0, "min": 2.0, "max": 10.0, "repeats": 3, "unit": "frames/s"}
+    calls: list[str] = []
+
+    def run(name: str, seconds: float):
+        return lambda: calls.append(name) or seconds
+
+    assert alternate({"a": run("a", 1.0), "b": run("b", 2.0)}, 3) == {
+        "a": [1.0, 1.0, 1.0], "b": [2.0, 2.0, 2.0]}
+    assert calls == ["a", "b", "a", "b", "a", "b"]
+
+
+def test_fewer_than_three_repeats_are_refused(capsys: pytest.CaptureFixture) -> None:
+    from s2vt.bench.config import BenchConfig
+    from s2vt.cli import main
+    from s2vt.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="repeats must be >= 3"):
+        BenchConfig(repeats=2)
+    assert BenchConfig.quick().repeats >= 3
+    assert main(["bench", "--repeats", "2"]) == 2
+    assert "--repeats must be >= 3" in capsys.readouterr().err
+
+
+def test_steady_extract_rate_is_the_slope_between_two_run_sizes() -> None:
+    from s2vt.bench.extract import prefix_count, steady_figures
+
+    # 24 clips vs 4 clips of 16 frames: 320 more frames in 3, 3.5, 3.5 more seconds.
+    out = steady_figures([5.0, 6.0, 5.5], [2.0, 2.5, 2.0], 24, 4, 16)
+    assert out["steady_frames_per_s"]["median"] == round(320 / 3.5, 2)
+    assert out["steady_frames_per_s"]["max"] == round(320 / 3.0, 2)
+    # The intercepts: (24 * 2 - 4 * 5) / 20 = 1.4 s of start-up, then 1.8 and 1.3 s.
+    assert out["startup_seconds"] == {"median": 1.4, "min": 1.3, "max": 1.8, "repeats": 3,
+                                      "unit": "s"}
+    noisy = steady_figures([2.0, 2.1, 2.2], [2.0, 1.0, 1.0], 3, 1, 16)
+    assert "skipped" in noisy["steady_frames_per_s"] and "startup_seconds" not in noisy
+    assert "skipped" in steady_figures([1.0] * 3, [], 1, 0, 16)["steady_frames_per_s"]
+    assert prefix_count(24, 1) == 8 and prefix_count(24, 12) == 12 and prefix_count(1, 1) == 0
+    assert prefix_count(3, 8) == 2  # never all of them
+
+
+@pytest.mark.parametrize("fast_bf16", ["0", "1"])
+def test_extract_variants_that_resolve_alike_run_once(monkeypatch, fast_bf16: str) -> None:
+    from s2vt.bench.extract import EXTRACT_VARIANTS, variant_plan
+    from s2vt.encoders.runtimes import is_installed
+
+    monkeypatch.setenv("S2VT_ASSUME_FAST_BF16", fast_bf16)
+    plan = variant_plan(EncoderSpec())
+    assert list(plan) == list(EXTRACT_VARIANTS)
+    assert plan["torch"]["spec"].runtime == "torch"
+    assert plan["fp32_torch"]["resolved"] == {"runtime": "torch", "precision": "fp32"}
+    auto = "openvino" if is_installed("openvino") else "torch"
+    assert plan["defaults"]["resolved"]["runtime"] == auto
+    twins = {name: row["same_as"] for name, row in plan.items() if row["same_as"]}
+    expected = {"fp32": "defaults", "fp32_torch": "torch"} if fast_bf16 == "0" else {}
+    if auto == "torch":  # no faster runtime: forcing torch changes nothing either
+        expected = {"torch": "defaults", "fp32_torch": "fp32" if fast_bf16 == "1" else
+                    "defaults", **({"fp32": "defaults"} if fast_bf16 == "0" else {})}
+    assert twins == expected
+
+
+def test_projection_fits_decode_by_clip_length_and_takes_the_bottleneck() -> None:
+    from s2vt.bench.projection import DATASETS, decode_seconds_per_clip, project
+
+    def point(frames: int, length: float, seconds: float) -> dict:
+        return {"frames_per_clip": frames, "clip_seconds": length,
+                "seconds_per_clip": _fig(seconds, unit="s/clip")}
+
+    points = [point(40, 10.0, 0.2), point(40, 30.0, 0.4), point(32, 10.0, 0.1),
+              point(32, 30.0, 0.3)]
+    assert decode_seconds_per_clip(points, 40, 15.0) == (pytest.approx(0.25), False)
+    assert decode_seconds_per_clip(points, 40, 40.0) == (pytest.approx(0.5), True)
+    clip_decode = {"points": points}
+    # A fast encoder (1000 img/s: 0.04 s per MSR-VTT clip): decode-bound.
+    fast = project(clip_decode, 1000.0, 0.8)
+    msrvtt = fast["msrvtt"]
+    assert msrvtt["bound"] == "decode" and msrvtt["decode_seconds_per_clip"] == 0.25
+    assert msrvtt["hours"] == round(10_000 * 0.25 / 0.8 / 3600, 2)
+    assert fast["vatex"]["clips"] == 34_991 and fast["vatex"]["frames_per_clip"] == 32
+    assert fast["vatex"]["hours"] == round(34_991 * 0.1 / 0.8 / 3600, 2)
+    # A slow one (50 img/s: 0.8 s per MSR-VTT clip): encoder-bound.
+    slow = project(clip_decode, 50.0, 1.0)["msrvtt"]
+    assert slow["bound"] == "encoder" and slow["hours"] == round(10_000 * 0.8 / 3600, 2)
+    assert set(fast) == set(DATASETS)
+
+
+def test_decode_stage_reports_every_registered_decoder(tmp_path: Path, make_video) -> None:
+    from s2vt.bench.decode import bench_decode
+    from s2vt.video import SamplingConfig, backend_names, get_decoder
+
+    clip = make_video("clip.mp4", num_frames=20, width=96, height=64)
+    out = bench_decode({"generated": [clip]}, {"real": "real videos folder not found"},
+                       SamplingConfig(num_frames=4), 32, 3)
+    assert out["sets"]["real"] == {"skipped": "real videos folder not found"}
+    decoders = out["sets"]["generated"]["decoders"]
+    assert list(decoders) == list(backend_names())
+    for name, row in decoders.items():
+        reason = get_decoder(name).unavailable()
+        if reason is not None:
+            assert row == {"skipped": reason}
+            continue
+        assert row["frames"] == 4 and row["failed"] == []
+        fig = row["frames_per_s"]
+        assert fig["repeats"] == 3 and fig["unit"] == "frames/s"
+        assert fig["min"] <= fig["median"] <= fig["max"]
+
+
+def test_real_clips_are_found_or_skipped_with_a_reason(tmp_path: Path) -> None:
+    from s2vt.bench.decode import real_clip_paths
+
+    paths, root, reason = real_clip_paths(tmp_path / "absent")
+    assert paths == [] and "not found" in reason
+    for name in ("clips/b.mp4", "clips/notes.txt", "benchmark/a.avi", "edge/c.mp4"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    paths, root, reason = real_clip_paths(tmp_path)
+    assert reason is None and root == str(tmp_path)
+    assert paths == [tmp_path / "benchmark/a.avi", tmp_path / "clips/b.mp4"]
+
+
+def _figures(node, path: str = ""):
+    if isinstance(node, dict):
+        if "median" in node:
+            yield path, node
+        else:
+            for key, value in node.items():
+                yield from _figures(value, f"{path}.{key}" if path else key)
+
+
+def test_a_bench_run_reports_every_figure_as_a_median_of_repeats(tmp_path: Path) -> None:
+    """A real (tiny) run of the caption stage: every figure has the one shape, the
+    ratios carry verdicts, the method says how it was measured."""
+    from s2vt.bench.config import BenchConfig
+    from s2vt.bench.harness import REPORT_FORMAT, run_benchmark
+
+    config = BenchConfig(caption_videos=4, single_videos=2, beam_size=2, repeats=3)
+    report = run_benchmark(config, tmp_path, ("caption",))
+    assert report["format"] == REPORT_FORMAT
+    assert report["method"]["repeats"] == 3 and report["method"]["ratios"] == "median / median"
+    figures = dict(_figures({k: report[k] for k in ("caption", "caption_demo_size")}))
+    assert set(figures) == {f"{key}.{rate}" for key in ("caption", "caption_demo_size")
+                            for rate in ("batched_videos_per_s", "single_videos_per_s")}
+    for fig in figures.values():
+        assert set(fig) == {"median", "min", "max", "repeats", "unit"}
+        assert fig["repeats"] == 3 and fig["unit"] == "videos/s"
+        assert fig["min"] <= fig["median"] <= fig["max"]
+    entry = report["ratios"]["batched_vs_single_caption"]
+    assert isinstance(entry["met"], bool)
+    assert entry["value"] == round(figures["caption.batched_videos_per_s"]["median"]
+                                   / figures["caption.single_videos_per_s"]["median"], 3)
+    assert set(report["stage_wall_seconds"]) == {"caption"}
+
+
+def test_summary_prints_verdicts_and_projections() -> None:
+    from s2vt.bench.ratios import ratios
+    from s2vt.bench.summary import summary_lines
+
+    report = {"ratios": ratios(_report(cli=6.0)), "projection": {"datasets": {"msrvtt": {
+        "name": "MSR-VTT", "hours": 1.5, "clips": 10_000, "mean_clip_seconds": 15.0,
+        "frames_per_clip": 40, "bound": "decode", "extrapolated": False}}}}
+    lines = summary_lines(report)
+    assert "caption_cli_seconds: 6 (target <= 5) NOT met" in lines
+    assert "encoder_runtime_vs_torch: 3 (target >= 2.5) met" in lines
+    assert lines[-1] == ("projected extract of MSR-VTT on this machine: 1.5 h (10,000 clips, "
+                         "mean 15 s, 40 frames each; decode-bound)")
 
 
 def test_stage_registry_drives_the_cli(capsys: pytest.CaptureFixture) -> None:
@@ -252,3 +509,5 @@ def test_bench_cli_rejects_bad_sizes(capsys: pytest.CaptureFixture) -> None:
 
     assert main(["bench", "--clips", "0"]) == 2
     assert "--clips must be > 0, got 0" in capsys.readouterr().err
+    assert main(["bench", "--real-videos", "/no/such/folder"]) == 2
+    assert "--real-videos: no such folder" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from s2vt.bench.config import BenchConfig
-from s2vt.bench.timing import timed
+from s2vt.bench.timing import alternate, rate_figure, wall
 from s2vt.bench.words import vocabulary_words
 
 # (frames, feature dim, embed, hidden, vocabulary) of the models the caption stage times.
@@ -58,7 +58,8 @@ def caption_model_dir(folder: Path, feature_dim: int, vocab_size: int, frames: i
 
 def bench_caption(folder: Path, config: BenchConfig,
                   sizes: tuple[int, int, int, int, int] = PAPER_SIZES) -> dict[str, Any]:
-    """Beam search through the Captioner: one batch of videos vs one video per call.
+    """Beam search through the Captioner: one batch of videos vs one video per call, in
+    alternating rounds (``config.repeats`` each).
 
     ``sizes`` = (frames, feature dim, embed, hidden, vocabulary): the paper's S2VT by
     default, :data:`DEMO_SIZES` for the model ``s2vt demo`` trains.
@@ -75,13 +76,15 @@ def bench_caption(folder: Path, config: BenchConfig,
     features = [rng.standard_normal((frames, dim), dtype=np.float32).astype(np.float16)
                 for _ in range(config.caption_videos)]
     captioner.caption_features(features[:2])  # warm up
-    batched, _ = timed(lambda: captioner.caption_features(features))
     single_count = min(config.single_videos, len(features))
-    single, _ = timed(lambda: [captioner.caption_features([f]) for f in features[:single_count]])
-    batched_rate = len(features) / batched
-    single_rate = single_count / single
+    seconds = alternate({
+        "batched": wall(lambda: captioner.caption_features(features)),
+        "single": wall(lambda: [captioner.caption_features([f])
+                                for f in features[:single_count]]),
+    }, config.repeats)
     return {"videos": len(features), "beam_size": config.beam_size, "frames": frames,
             "feature_dim": dim, "hidden": hidden, "embed": embed, "vocab": vocab_size,
-            "batched_seconds": round(batched, 3), "batched_videos_per_s": round(batched_rate, 2),
-            "single_videos": single_count, "single_seconds": round(single, 3),
-            "single_videos_per_s": round(single_rate, 2)}
+            "batched_videos_per_s": rate_figure(len(features), seconds["batched"],
+                                                "videos/s"),
+            "single_videos": single_count,
+            "single_videos_per_s": rate_figure(single_count, seconds["single"], "videos/s")}
