@@ -337,6 +337,10 @@ def test_projection_fits_decode_by_clip_length_and_takes_the_bottleneck() -> Non
               point(32, 30.0, 0.3)]
     assert decode_seconds_per_clip(points, 40, 15.0) == (pytest.approx(0.25), False)
     assert decode_seconds_per_clip(points, 40, 40.0) == (pytest.approx(0.5), True)
+    # Longer clips timed faster (noise): never extrapolated below the faster point.
+    falling = [point(40, 3.0, 0.09), point(40, 6.0, 0.07)]
+    assert decode_seconds_per_clip(falling, 40, 15.0) == (pytest.approx(0.07), True)
+    assert decode_seconds_per_clip(falling, 40, 4.5) == (pytest.approx(0.08), False)
     clip_decode = {"points": points}
     # A fast encoder (1000 img/s: 0.04 s per MSR-VTT clip): decode-bound.
     fast = project(clip_decode, 1000.0, 0.8)

@@ -86,14 +86,17 @@ def bench_clip_decode(short: list[Path], long: list[Path], short_seconds: float,
 def decode_seconds_per_clip(points: list[dict[str, Any]], frames: int,
                             clip_seconds: float) -> tuple[float, bool]:
     """The line through the two measured lengths at ``frames`` per clip, at
-    ``clip_seconds``; and whether that is outside the measured lengths (extrapolated)."""
+    ``clip_seconds``; and whether that is outside the measured lengths (extrapolated).
+
+    Never below the faster measured point: a line that falls with clip length (timing
+    noise on clips of nearly the same cost) must not extrapolate to free decoding."""
     measured = sorted((p["clip_seconds"], median(p["seconds_per_clip"]))
                       for p in points if p["frames_per_clip"] == frames)
     if len(measured) < 2:
         raise ValueError(f"need two clip lengths measured at {frames} frames per clip")
     (x1, y1), (x2, y2) = measured[0], measured[-1]
     slope = (y2 - y1) / (x2 - x1) if x2 != x1 else 0.0
-    return y1 + slope * (clip_seconds - x1), not x1 <= clip_seconds <= x2
+    return max(y1 + slope * (clip_seconds - x1), min(y1, y2)), not x1 <= clip_seconds <= x2
 
 
 def project(clip_decode: dict[str, Any], encoder_images_per_s: float,
