@@ -18,6 +18,7 @@ _FLAG_KEYS = {
     "seed": "seed",
     "init_from": "init_from",
     "objective": "objective",
+    "vocab_from": "vocab_from",
 }
 
 
@@ -59,6 +60,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--objective", choices=["xe", "scst"],
                         help="xe: cross-entropy (default); scst: self-critical training with a "
                              "CIDEr-D reward, from --init-from (a cross-entropy model dir)")
+    parser.add_argument("--vocab-from", type=str, metavar="MODEL_DIR",
+                        help="use this model dir's vocabulary (e.g. train a flow stream with "
+                             "the RGB model's words, so that `s2vt fuse` can fuse them)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser

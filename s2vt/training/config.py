@@ -146,6 +146,9 @@ class TrainConfig:
         save_every_steps: also save the training state every N steps (0 = per epoch only).
         init_from: a model dir to fine-tune (its architecture, vocabulary and weights). A
             ``model`` section, when given, must match the model dir's architecture.
+        vocab_from: a model dir whose vocabulary this run uses instead of building one from
+            the training captions (words it lacks become ``<unk>``), so that two models,
+            e.g. an RGB and a flow stream, can be fused (``s2vt fuse``).
         objective: ``xe`` (cross-entropy, teacher forcing) or ``scst`` (self-critical
             training; needs ``init_from``, a cross-entropy model dir with the vocabulary of
             this training split). With ``scst``, ``batch_size`` counts videos per step (each
@@ -178,6 +181,7 @@ class TrainConfig:
     patience: int = 5
     save_every_steps: int = 100
     init_from: str | None = None
+    vocab_from: str | None = None
     objective: Literal["xe", "scst"] = "xe"
     scheduled_sampling: ScheduledSamplingConfig | None = None
     scst: ScstConfig = field(default_factory=ScstConfig)
@@ -193,6 +197,9 @@ class TrainConfig:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.vocab_from and self.init_from:
+            raise ConfigError("vocab_from and init_from are both set; init_from already brings "
+                              "its model dir's vocabulary")
         if self.objective == "scst" and self.scheduled_sampling is not None:
             raise ConfigError("scheduled_sampling applies to objective xe only; remove it "
                               "with objective scst")

@@ -88,7 +88,7 @@ class Trainer:
         from s2vt.datasets import load_annotations
         from s2vt.features import FeatureStore
         from s2vt.modelcard import card_data
-        from s2vt.text import Vocabulary
+        from s2vt.text import Vocabulary, tokenize
         from s2vt.training.objectives import (
             ObjectiveContext,
             build_objective,
@@ -132,6 +132,15 @@ class Trainer:
                                          min_count=vocab.min_count)
                 check_init_vocab(vocab, built, f"model dir {config.init_from}",
                                  config.train_split)
+        elif config.vocab_from:
+            from s2vt.checkpoint import read_vocab
+
+            vocab = read_vocab(Path(config.vocab_from))
+            unknown = {word for c in train_split.captions for word in tokenize(c.text)
+                       if word not in vocab}
+            self._info("vocabulary of %s: %d words (%d words of split '%s' are not in it and "
+                       "read as <unk>)", config.vocab_from, len(vocab), len(unknown),
+                       config.train_split)
         else:
             vocab = Vocabulary.build((c.text for c in train_split.captions),
                                      min_count=config.min_word_count)
