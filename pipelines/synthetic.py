@@ -1,16 +1,19 @@
-"""The demo recipe: the whole chain on the embedded synthetic benchmark.
+"""The demo recipe: the whole chain on the embedded synthetic benchmark, the paper's table.
 
-synth -> extract (default encoder) -> train S2VT and the mean-pool baseline -> evaluate
-both on ``test`` and ``test_novel`` -> caption one raw test video -> one comparison table
-and a PNG of the training curves. Each stage is a cached :class:`~s2vt.pipelines.recipe.Step`,
-so a second run with the same settings reuses everything.
+synth -> extract RGB features (default encoder) and flow features (Farneback) -> train
+the mean-pool baseline and S2VT on RGB, S2VT on flow (with the RGB S2VT's vocabulary) ->
+fuse the two S2VTs (alpha tuned on ``val``) -> evaluate all four on ``test`` and
+``test_novel`` -> caption one raw test video with each -> one comparison table and a PNG
+of the training curves. Each stage is a cached :class:`~s2vt.pipelines.recipe.Step`, so a
+second run with the same settings reuses everything.
 
 Run folder::
 
-    OUT/data/            videos + annotations.json          (s2vt synth)
-    OUT/features/        feature store                      (s2vt extract)
-    OUT/<model>/model/   model dir                          (s2vt train)
-    OUT/<model>/<split>/ predictions.json scores.json report.html (s2vt evaluate)
+    OUT/data/                 videos + annotations.json          (s2vt synth)
+    OUT/features/             RGB feature store                  (s2vt extract)
+    OUT/features_flow/        flow feature store                 (s2vt extract --stream flow)
+    OUT/<model>/model/        model dir (s2vt_fused: fused dir)  (s2vt train / s2vt fuse)
+    OUT/<model>/<split>/      predictions.json scores.json report.html (s2vt evaluate)
     OUT/training_curves.png, OUT/summary.json, OUT/summary.md
 """
 
@@ -19,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,17 @@ from s2vt.synth_attributes import ATTRIBUTE_KEYS
 logger = logging.getLogger(__name__)
 
 CONFIG_DIR = CONFIG_ROOT / "demo"
+# The RGB models, each trained on the RGB store with configs/demo/<name>.yaml.
 MODELS = ("s2vt", "meanpool")
+# S2VT on the flow store (configs/demo/s2vt_flow.yaml), and its fusion with the RGB S2VT.
+FLOW_MODEL = "s2vt_flow"
+FUSED_MODEL = "s2vt_fused"
+# Models the demo trains only when asked (DemoSettings.extra_models, s2vt demo --models),
+# after the others, each from configs/demo/<name>.yaml; one whose config says
+# ``objective: scst`` starts from the demo's S2VT (init_from: OUT/s2vt/model).
+OPTIONAL_MODELS = ("s2vt_scst",)
+# The table's columns per split, in the paper's order: mean-pool, RGB, flow, RGB + flow.
+TABLE_ORDER = ("meanpool", "s2vt", FLOW_MODEL, FUSED_MODEL)
 SPLITS = ("test", "test_novel")
 TABLE_METRICS = (BLEU_4, METEOR, ROUGE_L, CIDER, *ATTRIBUTE_KEYS)
 
@@ -43,9 +56,12 @@ TABLE_METRICS = (BLEU_4, METEOR, ROUGE_L, CIDER, *ATTRIBUTE_KEYS)
 class DemoSettings:
     """What the demo runs.
 
-    ``overrides`` maps a stage (``extract``, ``s2vt``, ``meanpool``) to ``key=value``
-    overrides of that stage's config file in ``configs/demo/``; ``workers`` is how many
-    evaluations run side by side (the trainings run one after the other on every core).
+    ``overrides`` maps a stage (``extract``, ``extract_flow``, ``s2vt``, ``meanpool``,
+    ``s2vt_flow``) to ``key=value`` overrides of that stage's config file in
+    ``configs/demo/``; ``workers`` is how many evaluations run side by side (the trainings
+    run one after the other on every core); ``flow`` False leaves out the flow stream and
+    the fusion; ``extra_models`` adds optional models (:data:`OPTIONAL_MODELS`: ``s2vt_scst``,
+    self-critical training of the demo's S2VT), also a stage name for ``overrides``.
     """
 
     num_videos: int = 1800
@@ -55,6 +71,16 @@ class DemoSettings:
     overrides: dict[str, list[str]] = field(default_factory=dict)
     report: bool = True
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
+    flow: bool = True
+    extra_models: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        from s2vt.errors import ConfigError
+
+        unknown = [name for name in self.extra_models if name not in OPTIONAL_MODELS]
+        if unknown:
+            raise ConfigError(f"unknown demo model '{unknown[0]}' (optional models: "
+                              f"{', '.join(OPTIONAL_MODELS)})")
 
 
 @dataclass
@@ -69,8 +95,9 @@ class DemoResult:
 
 def split_stage_overrides(items: list[str]) -> dict[str, list[str]]:
     """``["extract.encoder.name=tiny", "s2vt.epochs=2"]`` -> per-stage override lists."""
-    return recipe.split_stage_overrides(items, ("extract", *MODELS), command="demo",
-                                        example="s2vt.epochs=10")
+    return recipe.split_stage_overrides(items, ("extract", "extract_flow", *MODELS, FLOW_MODEL,
+                                                *OPTIONAL_MODELS),
+                                        command="demo", example="s2vt.epochs=10")
 
 
 def run_demo(out: Path, settings: DemoSettings | None = None) -> DemoResult:
@@ -93,29 +120,38 @@ def run_demo(out: Path, settings: DemoSettings | None = None) -> DemoResult:
     run_step(Step("synth", data, synth_key,
                   lambda resume: synthesize(data, settings.num_videos, settings.seed)))
 
-    extract_config = load_config(
-        ExtractConfig, settings.config_dir / "extract.yaml", settings.overrides.get("extract")
-    )
-
-    def do_extract(resume: bool) -> None:
+    def do_extract(config: ExtractConfig, store: Path, resume: bool) -> None:
         from s2vt.datasets import load_annotations
 
         videos = load_annotations(annotations).videos
-        result = extract([VideoInput(v.video_id, v.path) for v in videos], features,
-                         extract_config)
+        result = extract([VideoInput(v.video_id, v.path) for v in videos], store, config)
         if result.failed:
             logger.warning("%d synthetic videos failed to extract", len(result.failed))
 
+    extract_config = load_config(
+        ExtractConfig, settings.config_dir / "extract.yaml", settings.overrides.get("extract")
+    )
     extract_key = {"stage": "extract", "data": fingerprint(synth_key),
                    "config": config_to_dict(extract_config)}
-    run_step(Step("extract", features, extract_key, do_extract))
+    run_step(Step("extract", features, extract_key, partial(do_extract, extract_config,
+                                                            features)))
+    flow_features = out / "features_flow"
+    if settings.flow:
+        flow_config = load_config(ExtractConfig, settings.config_dir / "extract_flow.yaml",
+                                  settings.overrides.get("extract_flow"))
+        flow_key = {"stage": "extract", "data": fingerprint(synth_key),
+                    "config": config_to_dict(flow_config)}
+        run_step(Step("extract flow", flow_features, flow_key,
+                      partial(do_extract, flow_config, flow_features)))
 
     # The two trainings run one after the other, each on every core: S2VT's LSTM steps use
     # two threads well (1.8x one thread), and S2VT needs more time than the mean-pool
     # model, which would leave a core idle if they ran side by side. The four evaluations
     # are small and independent: they run side by side, one core each.
     workers = settings.workers
-    train_steps, eval_steps = [], []
+    train_steps = []
+    # model name -> (its step key, the feature stores it reads, in member order)
+    made: dict[str, tuple[dict[str, Any], list[Path]]] = {}
     for model_name in MODELS:
         train_config = load_config(
             TrainConfig, settings.config_dir / f"{model_name}.yaml",
@@ -128,25 +164,84 @@ def run_demo(out: Path, settings: DemoSettings | None = None) -> DemoResult:
             f"train {model_name}", model_dir, train_key,
             partial(_train, train_config, features, annotations, model_dir),
         ))
+        made[model_name] = (train_key, [features])
+    if settings.flow:
+        # The flow S2VT takes the RGB S2VT's vocabulary, so that the two can be fused.
+        rgb_key = made["s2vt"][0]
+        flow_train = replace(load_config(
+            TrainConfig, settings.config_dir / f"{FLOW_MODEL}.yaml",
+            settings.overrides.get(FLOW_MODEL)), vocab_from=str(out / "s2vt" / "model"))
+        flow_dir = out / FLOW_MODEL / "model"
+        flow_train_key = {"stage": "train", "features": fingerprint(flow_key),
+                          "vocab": fingerprint(rgb_key), "config": config_to_dict(flow_train)}
+        train_steps.append(Step(
+            f"train {FLOW_MODEL}", flow_dir, flow_train_key,
+            partial(_train, flow_train, flow_features, annotations, flow_dir),
+        ))
+        made[FLOW_MODEL] = (flow_train_key, [flow_features])
+    for model_name in settings.extra_models:
+        train_steps.append(_optional_model(model_name, out, settings, features, annotations,
+                                           made, extract_key))
+    run_steps(train_steps)
+    if settings.flow:
+        members = ["s2vt", FLOW_MODEL]
+        fused_key = {"stage": "fuse", "members": [fingerprint(made[m][0]) for m in members],
+                     "split": "val", "beam_size": settings.beam_size}
+        fused_dir = out / FUSED_MODEL / "model"
+        member_features = [made[m][1][0] for m in members]
+        run_step(Step(f"fuse {' + '.join(members)}", fused_dir, fused_key, partial(
+            _fuse, [out / m / "model" for m in members], fused_dir, member_features,
+            annotations, settings.beam_size)))
+        made[FUSED_MODEL] = (fused_key, member_features)
+    eval_steps = []
+    for model_name, (model_key, stores) in made.items():
         for split in SPLITS:
-            eval_key = {"stage": "evaluate", "model": fingerprint(train_key), "split": split,
+            eval_key = {"stage": "evaluate", "model": fingerprint(model_key), "split": split,
                         "beam_size": settings.beam_size, "report": settings.report}
             eval_steps.append(Step(
                 f"evaluate {model_name} on {split}", out / model_name / split, eval_key,
-                partial(_evaluate, model_dir, features, annotations, out / model_name / split,
-                        split, settings.beam_size, settings.report),
+                partial(_evaluate, out / model_name / "model", stores, annotations,
+                        out / model_name / split, split, settings.beam_size,
+                        settings.report),
             ))
-    run_steps(train_steps)
     run_steps(eval_steps, workers)
     scores = {model: {split: _read_scores(out / model / split) for split in SPLITS}
-              for model in MODELS}
+              for model in (*TABLE_ORDER, *settings.extra_models) if model in made}
 
-    sample = _caption_sample(out, annotations)
+    sample = _caption_sample(out, annotations, list(scores))
     table = comparison_table(scores)
     _plot_training_curves(out, out / "training_curves.png")
     atomic_write_json(out / "summary.json", {"scores": scores, "sample": sample})
     atomic_write_text(out / "summary.md", _summary_markdown(table, sample))
     return DemoResult(out=out, scores=scores, sample=sample, table=table)
+
+
+def _optional_model(name: str, out: Path, settings: DemoSettings, features: Path,
+                    annotations: Path, made: dict[str, tuple[dict[str, Any], list[Path]]],
+                    extract_key: dict[str, Any]) -> Step:
+    """The training step of an optional model (on the RGB store); registers it in ``made``.
+
+    Raises:
+        ConfigError: a name that is not in :data:`OPTIONAL_MODELS`.
+    """
+    from s2vt.errors import ConfigError
+    from s2vt.training import TrainConfig
+
+    if name not in OPTIONAL_MODELS:
+        raise ConfigError(f"unknown demo model '{name}' (optional models: "
+                          f"{', '.join(OPTIONAL_MODELS)})")
+    config = load_config(TrainConfig, settings.config_dir / f"{name}.yaml",
+                         settings.overrides.get(name))
+    key: dict[str, Any] = {"stage": "train", "features": fingerprint(extract_key)}
+    if config.objective == "scst":
+        # Self-critical training fine-tunes the demo's cross-entropy S2VT.
+        config = replace(config, init_from=str(out / "s2vt" / "model"))
+        key["init"] = fingerprint(made["s2vt"][0])
+    key["config"] = config_to_dict(config)
+    model_dir = out / name / "model"
+    made[name] = (key, [features])
+    return Step(f"train {name}", model_dir, key,
+                partial(_train, config, features, annotations, model_dir))
 
 
 def _train(config: Any, features: Path, annotations: Path, model_dir: Path,
@@ -156,12 +251,20 @@ def _train(config: Any, features: Path, annotations: Path, model_dir: Path,
     train(config, features, annotations, model_dir, resume=resume and has_saved_state(model_dir))
 
 
-def _evaluate(model_dir: Path, features: Path, annotations: Path, out: Path, split: str,
+def _fuse(members: list[Path], out: Path, features: list[Path], annotations: Path,
+          beam_size: int, resume: bool) -> None:
+    from s2vt.fusing import fuse
+
+    fuse(members, out, features=features, annotations=annotations, split="val",
+         beam_size=beam_size)
+
+
+def _evaluate(model_dir: Path, features: list[Path], annotations: Path, out: Path, split: str,
               beam_size: int, report: bool, resume: bool) -> None:
     from s2vt.evaluation import evaluate
 
-    evaluate(model_dir, features, annotations, out, split=split, beam_size=beam_size,
-             report=report)
+    evaluate(model_dir, features[0] if len(features) == 1 else features, annotations, out,
+             split=split, beam_size=beam_size, report=report)
 
 
 def _read_scores(split_dir: Path) -> dict[str, float]:
@@ -170,8 +273,9 @@ def _read_scores(split_dir: Path) -> dict[str, float]:
     return {k: v for k, v in saved.items() if isinstance(v, int | float)}
 
 
-def _caption_sample(out: Path, annotations: Path) -> dict[str, Any]:
-    """Caption the first test video from its raw file with each model (the inference path)."""
+def _caption_sample(out: Path, annotations: Path, models: list[str]) -> dict[str, Any]:
+    """Caption the first test video from its raw file with each model (the inference path;
+    the fused model decodes it once and computes both streams)."""
     from s2vt.captioner import Captioner
     from s2vt.datasets import load_annotations
 
@@ -182,7 +286,7 @@ def _caption_sample(out: Path, annotations: Path) -> dict[str, Any]:
         "path": str(video.path),
         "references": test.references().get(video.video_id, [])[:3],
     }
-    for model_name in MODELS:
+    for model_name in models:
         captioner = Captioner.from_pretrained(out / model_name / "model")
         sample[model_name] = captioner(video.path)
     return sample
@@ -209,7 +313,8 @@ def comparison_table(scores: dict[str, dict[str, dict[str, float]]]) -> str:
 
 def _summary_markdown(table: str, sample: dict[str, Any]) -> str:
     refs = "\n".join(f"- {r}" for r in sample["references"])
-    captions = "\n".join(f"- {m}: {sample[m]}" for m in MODELS)
+    captions = "\n".join(f"- {m}: {sample[m]}" for m in (*TABLE_ORDER, *OPTIONAL_MODELS)
+                         if m in sample)
     return (f"# s2vt demo\n\n```\n{table}\n```\n\n## Sample test video `{sample['video_id']}`"
             f"\n\nGenerated:\n{captions}\n\nReferences:\n{refs}\n")
 
@@ -222,13 +327,14 @@ def _plot_training_curves(out: Path, png: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (loss_ax, val_ax) = plt.subplots(1, 2, figsize=(10, 4))
-    for model_name in MODELS:
+    for model_name in (*MODELS, FLOW_MODEL, *OPTIONAL_MODELS):
         log = out / model_name / "model" / "metrics.jsonl"
         if not log.is_file():
             continue
         rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line]
         epochs = [r["epoch"] for r in rows]
-        loss_ax.plot(epochs, [r.get("train_loss") for r in rows], marker="o", label=model_name)
+        if all("train_loss" in r for r in rows):    # self-critical runs log a reward instead
+            loss_ax.plot(epochs, [r["train_loss"] for r in rows], marker="o", label=model_name)
         metric = rows[0].get("val_metric", CIDER) if rows else CIDER
         val_ax.plot(epochs, [r.get("val", {}).get(metric) for r in rows], marker="o",
                     label=f"{model_name} ({metric})")

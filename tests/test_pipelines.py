@@ -73,8 +73,12 @@ def test_recipes_are_installed_under_the_s2vt_name_with_their_configs() -> None:
 
     top_level = distribution("s2vt").read_text("top_level.txt") or ""
     assert top_level.split() == ["s2vt"], "no top-level 'pipelines' package may be installed"
-    assert sorted(p.name for p in (CONFIG_ROOT / "demo").glob("*.yaml")) == [
-        "extract.yaml", "meanpool.yaml", "s2vt.yaml"]
+    # The installed config folder is the repository's configs/: every demo config it holds
+    # (the recipe's and the optional models') is there, and nothing else.
+    repo_demo = Path(__file__).resolve().parents[1] / "configs" / "demo"
+    installed = sorted(p.name for p in (CONFIG_ROOT / "demo").glob("*.yaml"))
+    assert installed == sorted(p.name for p in repo_demo.glob("*.yaml"))
+    assert {"extract.yaml", "meanpool.yaml", "s2vt.yaml"} <= set(installed)
     for benchmark in BENCHMARKS.values():
         assert (benchmark.config_dir / "train.yaml").is_file(), benchmark.name
 
@@ -140,3 +144,37 @@ def test_demo_runs_the_whole_chain_and_reuses_it(tmp_path: Path) -> None:
 def test_demo_cli_rejects_a_bad_override(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--set", "nonsense"]) == 2
     assert capsys.readouterr().err.startswith("error: demo override 'nonsense'")
+
+
+# The README's headline, at a reduced size: S2VT reads the frames in order and names the
+# primary object's motion far more often than the mean-pool baseline, which averages the
+# frames and so cannot tell left from right, up from down or growing from shrinking. The
+# demo's own recipe (configs/demo: default encoder, model sizes, epochs and schedules) on
+# two thirds of its clips. The demo shows gaps of 0.32 (test) and 0.50 (test_novel); this
+# size gave 0.22 over both splits (0.25 and 0.18), the margin asked for is 0.10. With 800
+# clips the gap was 0.14, too close to a margin that must hold on every machine.
+MOTION_CLIPS = 1200
+MOTION_MARGIN = 0.10
+
+
+def test_s2vt_names_the_motion_far_more_often_than_meanpool(tmp_path: Path) -> None:
+    settings = DemoSettings(num_videos=MOTION_CLIPS, seed=0, report=False, flow=False)
+    out = tmp_path / "run"
+    scores = run_demo(out, settings).scores  # from each evaluation's scores.json
+    annotations = load_annotations(out / "data" / "annotations.json")
+    sizes = {split: len(annotations.split(split).videos) for split in SPLITS}
+
+    def accuracy(model: str, kind: str) -> float:
+        """Accuracy over test and test_novel together (each video counts once)."""
+        return sum(scores[model][split][f"attr_{kind}"] * size
+                   for split, size in sizes.items()) / sum(sizes.values())
+
+    s2vt, meanpool = accuracy("s2vt", "motion"), accuracy("meanpool", "motion")
+    assert s2vt >= meanpool + MOTION_MARGIN, (s2vt, meanpool, scores)
+    for split in SPLITS:  # ahead on each held-out split, not only on the two together
+        assert (scores["s2vt"][split]["attr_motion"] > scores["meanpool"][split]["attr_motion"]
+                ), (split, scores)
+    # Both models learnt the words (the gap is about frame order, not a baseline that
+    # learnt nothing): each names the colour of most objects.
+    for model in MODELS:
+        assert accuracy(model, "color") >= 0.6, (model, scores)

@@ -471,3 +471,33 @@ def load_model_dir_params(path: Path) -> list[torch.Tensor]:
     from s2vt.checkpoint import load_model_dir
 
     return [p.detach() for p in load_model_dir(path).model.parameters()]
+
+
+# -- the demo recipe's optional SCST model ---------------------------------------------
+def test_demo_trains_s2vt_scst_from_its_s2vt_when_asked(tmp_path: Path, capsys) -> None:
+    from s2vt.pipelines.synthetic import DemoSettings, run_demo
+
+    tiny = {"extract": ["encoder.name=tiny", "encoder.pool=avg"],
+            "s2vt": ["epochs=1", "model.hidden_size=32", "model.embed_size=16"],
+            "meanpool": ["epochs=1", "model.hidden_size=32", "model.embed_size=16"],
+            "s2vt_scst": ["epochs=1", "batch_size=8"]}
+    out = tmp_path / "run"
+    settings = DemoSettings(num_videos=24, seed=3, beam_size=1, overrides=tiny, report=False,
+                            flow=False, extra_models=("s2vt_scst",))
+    result = run_demo(out, settings)
+    saved = load_config(TrainConfig, out / "s2vt_scst" / "model" / "train_config.yaml")
+    assert saved.objective == "scst" and saved.init_from == str(out / "s2vt" / "model")
+    assert saved.model == load_config(TrainConfig, out / "s2vt" / "model" /
+                                      "train_config.yaml").model
+    row = json.loads((out / "s2vt_scst" / "model" / "metrics.jsonl").read_text())
+    assert "train_reward" in row and row["epoch"] == 1
+    assert set(result.scores["s2vt_scst"]) == {"test", "test_novel"}
+    assert "s2vt_scst test" in result.table and isinstance(result.sample["s2vt_scst"], str)
+    # a second run reuses it
+    stamp = out / "s2vt_scst" / "model" / "model.safetensors"
+    mtime = stamp.stat().st_mtime_ns
+    run_demo(out, settings)
+    assert stamp.stat().st_mtime_ns == mtime
+    assert cli_main(["demo", "--out", str(out), "--models", "s2vt,nonsense"]) == 2
+    assert "unknown demo model 'nonsense' (optional models: s2vt_scst)" in \
+        capsys.readouterr().err
