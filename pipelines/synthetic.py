@@ -219,17 +219,10 @@ def run_demo(out: Path, settings: DemoSettings | None = None) -> DemoResult:
 def _optional_model(name: str, out: Path, settings: DemoSettings, features: Path,
                     annotations: Path, made: dict[str, tuple[dict[str, Any], list[Path]]],
                     extract_key: dict[str, Any]) -> Step:
-    """The training step of an optional model (on the RGB store); registers it in ``made``.
-
-    Raises:
-        ConfigError: a name that is not in :data:`OPTIONAL_MODELS`.
-    """
-    from s2vt.errors import ConfigError
+    """The training step of an optional model (on the RGB store; :class:`DemoSettings`
+    checked the name); registers it in ``made``."""
     from s2vt.training import TrainConfig
 
-    if name not in OPTIONAL_MODELS:
-        raise ConfigError(f"unknown demo model '{name}' (optional models: "
-                          f"{', '.join(OPTIONAL_MODELS)})")
     config = load_config(TrainConfig, settings.config_dir / f"{name}.yaml",
                          settings.overrides.get(name))
     key: dict[str, Any] = {"stage": "train", "features": fingerprint(extract_key)}
