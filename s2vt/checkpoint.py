@@ -124,7 +124,8 @@ def _read_head(path: Path, what: str) -> bytes:
         return handle.read(16)
 
 
-def _read_json(path: Path, what: str) -> Any:
+def read_model_json(path: Path, what: str) -> Any:
+    """The JSON file ``path`` of a model dir (``what`` names it in errors); pickles refused."""
     head = _read_head(path, what)
     kind = _looks_pickled(head)
     if kind is not None:
@@ -141,7 +142,7 @@ def read_vocab(directory: Path) -> Vocabulary:
     directory = Path(directory)
     read_model_dir_config(directory)
     path = directory / VOCAB_FILE
-    return Vocabulary.from_dict(_read_json(path, "the vocabulary"), source=str(path))
+    return Vocabulary.from_dict(read_model_json(path, "the vocabulary"), source=str(path))
 
 
 def read_model_dir_config(directory: Path) -> dict[str, Any]:
@@ -156,7 +157,7 @@ def read_model_dir_config(directory: Path) -> dict[str, Any]:
     if not directory.is_dir():
         raise S2VTError(f"model dir not found: {directory}")
     path = directory / CONFIG_FILE
-    data = _read_json(path, "the model config")
+    data = read_model_json(path, "the model config")
     if not isinstance(data, dict):
         raise S2VTError(f"{path} must hold a JSON object")
     if data.get("kind") == "fused":
@@ -178,7 +179,8 @@ def read_model_dir_config(directory: Path) -> dict[str, Any]:
     return data
 
 
-def _check_weights_file(directory: Path) -> Path:
+def check_weights_file(directory: Path) -> Path:
+    """The model dir's safetensors weights file, checked by its header; pickles refused."""
     path = directory / WEIGHTS_FILE
     if not path.is_file():
         others = sorted(p.name for p in directory.iterdir()
@@ -281,9 +283,10 @@ def load_model_dir(directory: Path, device: str = "cpu") -> LoadedModel:
 
     directory = Path(directory)
     data = read_model_dir_config(directory)
-    weights_path = _check_weights_file(directory)
+    weights_path = check_weights_file(directory)
     vocab_path = directory / VOCAB_FILE
-    vocab = Vocabulary.from_dict(_read_json(vocab_path, "the vocabulary"), source=str(vocab_path))
+    vocab = Vocabulary.from_dict(read_model_json(vocab_path, "the vocabulary"),
+                                 source=str(vocab_path))
     config = config_from_dict(ModelConfig, data["model"], where="model")
     if config.vocab_size != len(vocab):
         raise S2VTError(f"{vocab_path} has {len(vocab)} words but {directory / CONFIG_FILE} "

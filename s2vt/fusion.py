@@ -243,9 +243,9 @@ class LoadedFused:
 
 def read_config(directory: Path) -> Any:
     """``config.json`` of a model dir with the pickle refusal of :mod:`s2vt.checkpoint`."""
-    from s2vt.checkpoint import CONFIG_FILE, _read_json
+    from s2vt.checkpoint import CONFIG_FILE, read_model_json
 
-    return _read_json(Path(directory) / CONFIG_FILE, "the model config")
+    return read_model_json(Path(directory) / CONFIG_FILE, "the model config")
 
 
 def is_fused_dir(directory: str | Path) -> bool:

@@ -170,7 +170,12 @@ def check_model_folder(folder: Path, *, others: str = "ignoring") -> None:
     """
     from huggingface_hub.utils import filter_repo_objects
 
-    from s2vt.checkpoint import CONFIG_FILE, _check_weights_file, _read_json, read_model_dir_config
+    from s2vt.checkpoint import (
+        CONFIG_FILE,
+        check_weights_file,
+        read_model_dir_config,
+        read_model_json,
+    )
 
     folder = Path(folder)
     names = _relative_files(folder)
@@ -183,7 +188,7 @@ def check_model_folder(folder: Path, *, others: str = "ignoring") -> None:
                     shown)
     if not (folder / CONFIG_FILE).is_file():
         read_model_dir_config(folder)  # says what is missing
-    config = _read_json(folder / CONFIG_FILE, "the model config")  # refuses a pickle
+    config = read_model_json(folder / CONFIG_FILE, "the model config")  # refuses a pickle
     if isinstance(config, dict) and config.get("kind") == "fused":
         members = sorted(p for p in (folder / "members").glob("*") if p.is_dir())
         if not members:
@@ -192,7 +197,7 @@ def check_model_folder(folder: Path, *, others: str = "ignoring") -> None:
         members = [folder]
     for member in members:
         read_model_dir_config(member)
-        _check_weights_file(member)
+        check_weights_file(member)
 
 
 def files_to_push(model_dir: Path) -> list[str]:

@@ -253,3 +253,33 @@ def test_fused_dir_members_travel_and_are_checked(tmp_path, offline_cache, caplo
         (fused / name).write_bytes(data)
     assert "members/rgb/config.json" in files_to_push(fused)
     assert "members/rgb/train_state.pt" not in files_to_push(fused)
+
+
+def test_fused_dir_from_the_hub_captions_like_the_local_one(tmp_path, offline_cache):
+    """End to end: ``s2vt fuse`` output laid into the Hub cache loads through ``hf:`` and
+    ``Captioner.from_pretrained`` as a fused captioner with the same captions."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from s2vt.captioner import FusedCaptioner
+    from s2vt.fusing import fuse
+
+    first = make_model_dir(tmp_path / "rgb")
+    second = make_model_dir(tmp_path / "flow")
+    # A second member that differs from the first, so the mix is not one model twice.
+    weights = load_file(second / "model.safetensors")
+    save_file({k: v + 0.5 * torch.randn_like(v) for k, v in weights.items()},
+              second / "model.safetensors")
+    local = tmp_path / "fused"
+    fuse([first, second], local, alpha=0.3)
+    files = {str(p.relative_to(local)): p.read_bytes() for p in sorted(local.rglob("*"))
+             if p.is_file()}
+    assert any(name.startswith("members/") for name in files)
+    snapshot = make_hub_cache(offline_cache, "someone/s2vt-fused", files)
+    hub = Captioner.from_pretrained("hf:someone/s2vt-fused", beam_size=3)
+    assert isinstance(hub, FusedCaptioner) and hub.loaded.path == snapshot
+    mine = Captioner.from_pretrained(local, beam_size=3)
+    rng = np.random.default_rng(0)
+    videos = [[rng.standard_normal((3, 48)).astype("float32") for _ in range(2)]
+              for _ in range(4)]
+    assert hub.caption_features(videos) == mine.caption_features(videos)
