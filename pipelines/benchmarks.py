@@ -263,150 +263,134 @@ def run_benchmark(name: str, root: Path, out: Path | None = None,
         logger.warning("%d clip(s) named by the %s annotations are not on disk (skipped; "
                        "listed in %s)", len(missing), name, out / "missing.json")
 
-    features, model_dir, test_dir = out / "features", out / "model", out / benchmark.test_split
+    features, model_dir = out / "features", out / "model"
+    stages = _Stages(benchmark, root, settings, annotations, inputs)
     ran: dict[str, bool] = {}
-
-    extract_key = {
-        "stage": "extract", "benchmark": name,
-        "encoder": config_to_dict(extract_config.encoder),
-        "sampling": config_to_dict(extract_config.sampling),
-        "dtype": extract_config.dtype,
-        "videos": fingerprint(sorted(inputs)),
-    }
-
-    def do_extract(resume: bool) -> None:
-        from s2vt.extraction import VideoInput, extract
-
-        result = extract([VideoInput(vid, path) for vid, path in inputs.items()], features,
-                         extract_config, progress=settings.progress)
-        if result.failed:
-            logger.warning("%d clip(s) failed to extract (recorded in %s)", len(result.failed),
-                           features / "failures.jsonl")
-
-    # New clips (say, re-downloaded dead links) only add to the store.
-    ran["extract"] = run_step(Step("extract", features, extract_key, do_extract,
-                                   resume_on=("videos",)))
-
-    train_key = {
-        "stage": "train", "benchmark": name, "features": fingerprint(extract_key),
-        "annotations": _annotation_key(annotations, (train_config.train_split,
-                                                     train_config.val_split)),
-        # The device does not change what is learned; moving a run to a GPU resumes it.
-        "config": {k: v for k, v in config_to_dict(train_config).items() if k != "device"},
-    }
-
-    def do_train(resume: bool) -> None:
-        from s2vt.training import has_saved_state, train
-
-        train(train_config, features, root, model_dir, resume=resume and has_saved_state(model_dir),
-              progress=settings.progress, format=name)
-
-    ran["train"] = run_step(Step("train", model_dir, train_key, do_train))
-
-    evaluate_key = {
-        "stage": "evaluate", "model": fingerprint(train_key), "split": benchmark.test_split,
-        "annotations": _annotation_key(annotations, (benchmark.test_split,)),
-        "beam_size": settings.beam_size, "report": settings.report, "java": settings.java,
-    }
-
-    def do_evaluate(resume: bool) -> None:
-        from s2vt.evaluation import evaluate
-
-        evaluate(model_dir, features, root, test_dir, split=benchmark.test_split, format=name,
-                 video_root=settings.video_root, beam_size=settings.beam_size,
-                 java=settings.java, skip_missing=True, report=settings.report,
-                 device=extract_config.device)
-
-    ran["evaluate"] = run_step(Step(f"evaluate {benchmark.test_split}", test_dir, evaluate_key,
-                                    do_evaluate))
+    split = benchmark.test_split
+    extract_key, ran["extract"] = stages.extract("extract", extract_config, features)
+    train_key, ran["train"] = stages.train("train", train_config, features, model_dir,
+                                           extract_key)
+    ran["evaluate"] = stages.evaluate(f"evaluate {split}", model_dir, features, out / split,
+                                      train_key, extract_config.device)
     if "flow" in settings.streams:
-        ran.update(_run_flow_and_fusion(benchmark, root, out, settings, annotations, inputs,
-                                        train_key, train_config))
+        ran.update(_run_flow_and_fusion(stages, out, train_key, train_config))
 
     return _summarise(benchmark, out, annotations, inputs, missing, ran, settings)
 
 
-def _run_flow_and_fusion(benchmark: Benchmark, root: Path, out: Path, settings: RunSettings,
-                         annotations: Annotations, inputs: dict[str, Path],
-                         rgb_train_key: dict[str, Any], rgb_train: TrainConfig,
-                         ) -> dict[str, bool]:
+@dataclass
+class _Stages:
+    """The cached steps of one benchmark run, the same for each stream: extract, train and
+    evaluate (``step`` names the step in the log and the stamp, e.g. ``train flow``)."""
+
+    benchmark: Benchmark
+    root: Path
+    settings: RunSettings
+    annotations: Annotations
+    inputs: dict[str, Path]
+
+    def extract(self, step: str, config: ExtractConfig, features: Path,
+                ) -> tuple[dict[str, Any], bool]:
+        """Features of every clip; returns the step's key and whether it ran."""
+        key = {
+            "stage": "extract", "benchmark": self.benchmark.name,
+            "encoder": config_to_dict(config.encoder),
+            "sampling": config_to_dict(config.sampling),
+            "dtype": config.dtype,
+            "videos": fingerprint(sorted(self.inputs)),
+        }
+        if config.stream == "flow":
+            key["stream"] = config_to_dict(config.flow)
+
+        def do_extract(resume: bool) -> None:
+            from s2vt.extraction import VideoInput, extract
+
+            result = extract([VideoInput(vid, path) for vid, path in self.inputs.items()],
+                             features, config, progress=self.settings.progress)
+            if result.failed:
+                logger.warning("%d clip(s) failed %s extraction (recorded in %s)",
+                               len(result.failed), config.stream, features / "failures.jsonl")
+
+        # New clips (say, re-downloaded dead links) only add to the store.
+        return key, run_step(Step(step, features, key, do_extract,
+                                  resume_on=("videos",)))
+
+    def train(self, step: str, config: TrainConfig, features: Path, model_dir: Path,
+              extract_key: dict[str, Any], vocab_key: dict[str, Any] | None = None,
+              ) -> tuple[dict[str, Any], bool]:
+        """A model on ``features``; returns the step's key and whether it ran."""
+        key = {
+            "stage": "train", "benchmark": self.benchmark.name,
+            "features": fingerprint(extract_key),
+            "annotations": _annotation_key(self.annotations,
+                                           (config.train_split, config.val_split)),
+            # The device does not change what is learned; moving a run to a GPU resumes it.
+            "config": {k: v for k, v in config_to_dict(config).items() if k != "device"},
+        }
+        if vocab_key is not None:
+            key["vocab"] = fingerprint(vocab_key)
+
+        def do_train(resume: bool) -> None:
+            from s2vt.training import has_saved_state, train
+
+            train(config, features, self.root, model_dir,
+                  resume=resume and has_saved_state(model_dir),
+                  progress=self.settings.progress, format=self.benchmark.name)
+
+        return key, run_step(Step(step, model_dir, key, do_train))
+
+    def evaluate(self, step: str, model_dir: Path, stores: Path | list[Path], test_dir: Path,
+                 model_key: dict[str, Any], device: str) -> bool:
+        """Test-split captions and scores of ``model_dir``; whether the step ran."""
+        benchmark, settings = self.benchmark, self.settings
+        split = benchmark.test_split
+        key = {"stage": "evaluate", "model": fingerprint(model_key), "split": split,
+               "annotations": _annotation_key(self.annotations, (split,)),
+               "beam_size": settings.beam_size, "report": settings.report,
+               "java": settings.java}
+
+        def do_evaluate(resume: bool) -> None:
+            from s2vt.evaluation import evaluate
+
+            evaluate(model_dir, stores, self.root, test_dir, split=split,
+                     format=benchmark.name, video_root=settings.video_root,
+                     beam_size=settings.beam_size, java=settings.java, skip_missing=True,
+                     report=settings.report, device=device)
+
+        return run_step(Step(step, test_dir, key, do_evaluate))
+
+
+def _run_flow_and_fusion(stages: _Stages, out: Path, rgb_train_key: dict[str, Any],
+                         rgb_train: TrainConfig) -> dict[str, bool]:
     """Flow features, a flow S2VT (the RGB model's vocabulary), the fusion, their tests."""
-    name = benchmark.name
+    benchmark, settings = stages.benchmark, stages.settings
     extract_config, train_config = load_flow_configs(benchmark, settings)
     extract_config = resolve_extract_device(extract_config)
-    rgb_model = out / "model"
+    rgb_model, rgb_features = out / "model", out / "features"
     train_config = replace(train_config, vocab_from=str(rgb_model))
     features, model_dir = out / "flow" / "features", out / "flow" / "model"
     fused_dir = out / "fused" / "model"
     ran: dict[str, bool] = {}
-
-    extract_key = {
-        "stage": "extract", "benchmark": name, "stream": config_to_dict(extract_config.flow),
-        "encoder": config_to_dict(extract_config.encoder),
-        "sampling": config_to_dict(extract_config.sampling),
-        "dtype": extract_config.dtype,
-        "videos": fingerprint(sorted(inputs)),
-    }
-
-    def do_extract(resume: bool) -> None:
-        from s2vt.extraction import VideoInput, extract
-
-        result = extract([VideoInput(vid, path) for vid, path in inputs.items()], features,
-                         extract_config, progress=settings.progress)
-        if result.failed:
-            logger.warning("%d clip(s) failed flow extraction (recorded in %s)",
-                           len(result.failed), features / "failures.jsonl")
-
-    ran["extract_flow"] = run_step(Step("extract flow", features, extract_key, do_extract,
-                                        resume_on=("videos",)))
-    train_key = {
-        "stage": "train", "benchmark": name, "features": fingerprint(extract_key),
-        "vocab": fingerprint(rgb_train_key),
-        "annotations": _annotation_key(annotations, (train_config.train_split,
-                                                     train_config.val_split)),
-        "config": {k: v for k, v in config_to_dict(train_config).items() if k != "device"},
-    }
-
-    def do_train(resume: bool) -> None:
-        from s2vt.training import has_saved_state, train
-
-        train(train_config, features, root, model_dir,
-              resume=resume and has_saved_state(model_dir), progress=settings.progress,
-              format=name)
-
-    ran["train_flow"] = run_step(Step("train flow", model_dir, train_key, do_train))
+    extract_key, ran["extract_flow"] = stages.extract("extract flow", extract_config, features)
+    train_key, ran["train_flow"] = stages.train("train flow", train_config, features,
+                                                model_dir, extract_key, vocab_key=rgb_train_key)
     fuse_key = {"stage": "fuse", "members": [fingerprint(rgb_train_key), fingerprint(train_key)],
                 "split": rgb_train.val_split, "beam_size": settings.beam_size}
 
     def do_fuse(resume: bool) -> None:
         from s2vt.fusing import fuse
 
-        fuse([rgb_model, model_dir], fused_dir, features=[out / "features", features],
-             annotations=root, split=rgb_train.val_split, format=name,
+        fuse([rgb_model, model_dir], fused_dir, features=[rgb_features, features],
+             annotations=stages.root, split=rgb_train.val_split, format=benchmark.name,
              beam_size=settings.beam_size, device=extract_config.device)
 
     ran["fuse"] = run_step(Step("fuse rgb + flow", fused_dir, fuse_key, do_fuse))
-    for label, model, stores in (("flow", model_dir, features),
-                                 ("fused", fused_dir, [out / "features", features])):
-        test_dir = out / label / benchmark.test_split
-        key = {"stage": "evaluate", "model": fingerprint(fuse_key if label == "fused"
-                                                         else train_key),
-               "split": benchmark.test_split,
-               "annotations": _annotation_key(annotations, (benchmark.test_split,)),
-               "beam_size": settings.beam_size, "report": settings.report,
-               "java": settings.java}
-
-        def do_evaluate(resume: bool, model: Path = model, stores: Any = stores,
-                        test_dir: Path = test_dir) -> None:
-            from s2vt.evaluation import evaluate
-
-            evaluate(model, stores, root, test_dir, split=benchmark.test_split, format=name,
-                     video_root=settings.video_root, beam_size=settings.beam_size,
-                     java=settings.java, skip_missing=True, report=settings.report,
-                     device=extract_config.device)
-
-        ran[f"evaluate_{label}"] = run_step(Step(f"evaluate {label} {benchmark.test_split}",
-                                                 test_dir, key, do_evaluate))
+    split = benchmark.test_split
+    for label, model, stores, key in (("flow", model_dir, features, train_key),
+                                      ("fused", fused_dir, [rgb_features, features], fuse_key)):
+        ran[f"evaluate_{label}"] = stages.evaluate(f"evaluate {label} {split}", model,
+                                                   stores, out / label / split, key,
+                                                   extract_config.device)
     return ran
 
 
