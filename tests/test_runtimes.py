@@ -128,19 +128,30 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("family", sorted(ENCODERS) + sorted(PREFIX_ENCODERS))
 def test_openvino_gives_torch_features(family, tmp_path, photo, real_frames):
+    from PIL import Image
+
     spec = _family_spec(family, tmp_path)
     frames = np.concatenate([photo, real_frames])
-    reference = None
+    references: dict[str, torch.Tensor] = {}
     for precision, floor in (("fp32", 0.999), ("bf16", 0.99)):
         encoder = build_encoder(dataclasses.replace(spec, runtime="openvino", precision=precision))
         assert encoder.runtime == "openvino", f"{family} fell back to torch"
-        if reference is None:  # torch fp32 on the very network that was converted
-            with torch.inference_mode():
-                reference = encoder.net(encoder.preprocess(frames)).float()
-        features = encoder.encode(frames)
-        assert features.shape == reference.shape and features.dtype == torch.float32
-        similarity = cosine(features, reference)
-        assert similarity.min().item() >= floor, (family, precision, similarity.tolist())
+        # At 224 px (resized in torch first unless that is the encoder's size) and at the
+        # encoder's own size (uint8 frames normalised in the OpenVINO graph).
+        size = encoder.image_size
+        inputs = {"224": frames, "own size": np.stack(
+            [np.asarray(Image.fromarray(f).resize((size, size), Image.BILINEAR)) for f in frames])}
+        for name, batch in inputs.items():
+            if name not in references:  # torch fp32 on the very network that was converted
+                with torch.inference_mode():
+                    references[name] = encoder.net(encoder.preprocess(batch)).float()
+            reference = references[name]
+            features = encoder.encode(batch)
+            assert features.shape == reference.shape and features.dtype == torch.float32
+            similarity = cosine(features, reference)
+            assert similarity.min().item() >= floor, (family, precision, name,
+                                                      similarity.tolist())
+        assert {key[0] for key in encoder._compiled._queues} >= {"u8"}, "no uint8 path"
 
 
 def test_openvino_grid2_cells():
@@ -198,6 +209,73 @@ def test_openvino_batching_and_neighbours():
     # A full chunk's features do not depend on what else is in the call.
     torch.testing.assert_close(encoder.encode(frames[:32])[:16], encoder.encode(frames[:16]),
                                rtol=0, atol=0)
+
+
+def test_uint8_frames_are_normalised_in_the_openvino_graph(photo, real_frames):
+    # Real weights at the native size, where bf16 features matter; the same frames through
+    # the float path (preprocessed in torch) and through the uint8 path (in the graph).
+    frames = np.concatenate([photo, real_frames])
+    spec = EncoderSpec(image_size=NATIVE, precision="fp32")
+    reference = build_encoder(dataclasses.replace(spec, runtime="torch")).encode(frames)
+    for precision, floor in (("fp32", 0.999), ("bf16", 0.99)):
+        encoder = build_encoder(dataclasses.replace(spec, runtime="openvino",
+                                                    precision=precision))
+        compiled = encoder._compiled
+        assert compiled.takes_uint8(frames)
+        features = encoder.encode(frames)
+        assert {kind for kind, *_ in compiled._queues} == {"u8"}, "the uint8 path was not taken"
+        floats = compiled(encoder.preprocess(frames))
+        assert {kind for kind, *_ in compiled._queues} == {"u8", "f32"}
+        assert features.shape == reference.shape and features.dtype == torch.float32
+        assert cosine(features, reference).min().item() >= floor, precision
+        if precision == "fp32":  # the two paths differ by float rounding only
+            assert cosine(features, floats).min().item() >= 0.99999
+        # A uint8 torch tensor on the CPU takes the same path, with the same features.
+        torch.testing.assert_close(encoder.encode(torch.from_numpy(frames)), features,
+                                   rtol=0, atol=0)
+
+
+def test_other_inputs_keep_the_float_path():
+    encoder = build_encoder(dataclasses.replace(LITE0_32, runtime="openvino"))
+    compiled = encoder._compiled
+    reference = build_encoder(dataclasses.replace(LITE0_32, runtime="torch"))
+    frames = np.random.default_rng(5).integers(0, 256, (5, 48, 40, 3), dtype=np.uint8)
+    assert not compiled.takes_uint8(frames)  # not at the encoder's size: resized in torch
+    features = encoder.encode(frames)
+    assert {kind for kind, *_ in compiled._queues} == {"f32"}
+    assert cosine(features, reference.encode(frames)).min().item() >= 0.9999
+    read_only = np.random.default_rng(6).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    read_only.flags.writeable = False
+    assert encoder.encode(read_only).shape == (3, 1280)
+    with pytest.raises(ValueError, match="must be uint8"):
+        encoder.encode(read_only.astype(np.float32))
+    no_stats = openvino_cpu.OpenVINONetwork(compiled._model, 32, "fp32")
+    assert not no_stats.takes_uint8(read_only)
+    with pytest.raises(ValueError, match="encode_uint8 takes"):
+        no_stats.encode_uint8(read_only)
+
+
+@pytest.mark.parametrize("hint", ["THROUGHPUT", "LATENCY"])
+def test_every_mode_gives_the_same_features(hint):
+    encoder = build_encoder(dataclasses.replace(LITE0_32, runtime="openvino"))
+    compiled = encoder._compiled
+    frames = np.random.default_rng(7).integers(0, 256, (21, 32, 32, 3), dtype=np.uint8)
+    expected = encoder.encode(frames)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)  # THROUGHPUT: two single-threaded streams, chunks in flight
+    try:
+        for chunk in (4, 8):
+            network = openvino_cpu.OpenVINONetwork(
+                compiled._model, 32, "fp32", compiled.mean, compiled.std,
+                openvino_cpu.Mode(hint, chunk))
+            got = network.encode_uint8(frames)
+            assert got.shape == (21, 1280)
+            assert cosine(got, expected).min().item() >= 0.9999, (hint, chunk)
+            # Rows come back in order however the chunks were scheduled.
+            torch.testing.assert_close(network.encode_uint8(frames[::-1].copy()),
+                                       got.flip(0), rtol=1e-4, atol=1e-4)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _count_conversions(monkeypatch) -> list[int]:

@@ -45,6 +45,7 @@ from s2vt.bench.clips import write_clips
 from s2vt.bench.config import BenchConfig
 from s2vt.bench.decode import bench_decode, decoded_frames, real_clip_paths
 from s2vt.bench.encoder import bench_encoder
+from s2vt.bench.experiments.openvino_modes import bench_openvino_modes
 from s2vt.bench.experiments.precision import bench_precision
 from s2vt.bench.extract import bench_extract
 from s2vt.bench.memory import bench_memory
@@ -190,6 +191,7 @@ DEFAULT_STAGES: tuple[str, ...] = ("extract", "train", "caption", "caption_cli",
 # Experiments (``--experiment NAME``): name -> function(folder, config) -> result.
 EXPERIMENTS: dict[str, Callable[[Path, BenchConfig], dict[str, Any]]] = {
     "precision": bench_precision,
+    "openvino_modes": bench_openvino_modes,
 }
 
 
@@ -210,6 +212,8 @@ def machine_info() -> dict[str, Any]:
     return {
         "cpu": model,
         "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
         "amx_bf16": "amx_bf16" in flags,
         "avx512_bf16": "avx512_bf16" in flags,
         "avx512f": "avx512f" in flags,

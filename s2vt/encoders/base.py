@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -17,6 +18,9 @@ from torch import nn
 from s2vt.devices import resolve_device  # noqa: F401  (re-exported for the encoders)
 from s2vt.encoders.spec import EncoderSpec
 from s2vt.errors import S2VTError, one_line
+
+if TYPE_CHECKING:
+    from s2vt.encoders.runtimes import CompiledNetwork
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +213,7 @@ class FrameEncoder(nn.Module):
             self.net.to(memory_format=torch.channels_last)
         self.runtime = "torch"
         self.runtime_version = ""
-        self._compiled: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self._compiled: CompiledNetwork | None = None
         self._attach_runtime(auto_runtime)
 
     def _attach_runtime(self, auto_allowed: bool) -> None:
@@ -230,7 +234,8 @@ class FrameEncoder(nn.Module):
         try:
             self._compiled = runtimes.compile_network(
                 name, self.net, identity=identity, image_size=self.image_size,
-                precision=self.precision,
+                precision=self.precision, mean=self.mean.flatten().tolist(),
+                std=self.std.flatten().tolist(),
             )
         except Exception as error:  # conversion failures come as any exception type
             logger.warning("encoder %s cannot run on %s (%s); running it on torch",
@@ -288,9 +293,13 @@ class FrameEncoder(nn.Module):
         """
         if len(frames) == 0:
             return torch.zeros(0, self.feature_dim)
-        images = self.preprocess(frames)
         if self._compiled is not None:
-            return self._compiled(images)
+            if torch.is_tensor(frames) and frames.device.type == "cpu":
+                frames = frames.numpy()
+            if self._compiled.takes_uint8(frames):  # normalised in the runtime's graph
+                return self._compiled.encode_uint8(frames)
+            return self._compiled(self.preprocess(frames))
+        images = self.preprocess(frames)
         if self.device.type != "cpu":
             return self._run(images).float().cpu()
         return self._run_chunked(images)

@@ -2,8 +2,9 @@
 
 A runtime other than torch takes the network exactly as s2vt builds it (BatchNorm folded,
 pooling included), converts it once, caches the converted network on disk
-(:mod:`s2vt.encoders.runtimes.cache`) and runs it in the encoder's batching; preprocessing
-stays in torch. ``auto`` picks by device, by a rule measured (``docs/performance.md``):
+(:mod:`s2vt.encoders.runtimes.cache`) and runs it in the encoder's batching. uint8 frames
+at the network's size are normalised inside the runtime's graph; other inputs are
+preprocessed in torch first. ``auto`` picks by device, by a rule measured (``docs/performance.md``):
 on CPU, OpenVINO ran EfficientNet-Lite0 1.6-3x faster than torch eager in fp32 and at
 least 1.3x faster in bf16, on an Intel Xeon with AMX and on an AMD EPYC with AVX512-BF16
 (the latter a shared, loaded machine), so it is chosen whenever it is installed. ONNX
@@ -19,9 +20,9 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from s2vt.encoders.spec import RUNTIME_CHOICES
 from s2vt.errors import S2VTError
@@ -72,8 +73,18 @@ AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "cuda": ("torch",),
 }
 
-# A compiled network: (N, 3, S, S) float32 CPU images -> (N, D) float32 CPU features.
-CompiledNetwork = Callable[["torch.Tensor"], "torch.Tensor"]
+
+
+class CompiledNetwork(Protocol):
+    """A converted network: called on (N, 3, S, S) float32 normalised CPU images, or fed
+    (N, S, S, 3) uint8 frames at its size through ``encode_uint8`` when ``takes_uint8``
+    says it can; both give (N, D) float32 CPU features."""
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def takes_uint8(self, frames: Any) -> bool: ...
+
+    def encode_uint8(self, frames: Any) -> torch.Tensor: ...
 
 
 def is_installed(name: str) -> bool:
@@ -136,7 +147,8 @@ def resolve_runtime(requested: str, device_type: str, *, auto_allowed: bool = Tr
 
 
 def compile_network(
-    name: str, net: nn.Module, *, identity: dict[str, Any], image_size: int, precision: str
+    name: str, net: nn.Module, *, identity: dict[str, Any], image_size: int, precision: str,
+    mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
 ) -> CompiledNetwork:
     """Convert (or load from the cache) and compile ``net`` for runtime ``name``.
 
@@ -147,13 +159,15 @@ def compile_network(
             pooling); part of the cache key.
         image_size: S; the converted network is specialised to it.
         precision: ``fp32``, ``bf16`` or ``fp16``, applied when compiling.
+        mean / std: the per-channel normalisation of images in [0, 1] that ``net``
+            expects; given, uint8 frames at ``image_size`` are normalised in the graph.
 
     Returns:
-        The compiled network (callable on (N, 3, S, S) float32 CPU tensors).
+        The compiled network (see :class:`CompiledNetwork`).
     """
     module = RUNTIMES[name].module
     if module is None:
         raise ValueError(f"runtime {name} runs the torch network itself; nothing to compile")
     target = importlib.import_module(f"s2vt.encoders.runtimes.{module}")
     return target.compile_network(net, identity=identity, image_size=image_size,
-                                  precision=precision)
+                                  precision=precision, mean=mean, std=std)

@@ -7,9 +7,15 @@ size) costs seconds, so the converted network (OpenVINO IR) is kept in the s2vt 
 
 Why static batch shapes: compiled for a fixed batch, OpenVINO's CPU kernels ran faster
 than with a dynamic batch dimension (measured at 128 and 224 px). Frames go through in
-chunks of :data:`CHUNK`; a shorter last chunk is zero-padded up to a multiple of
-:data:`PAD_STEP`, so at most ``CHUNK / PAD_STEP`` shapes are ever compiled, and every
-frame of a full chunk goes through the same kernels whatever its neighbours.
+chunks of ``Mode.chunk`` (:data:`DEFAULT_MODE`, chosen by measurement); a shorter last
+chunk is zero-padded up to a multiple of :data:`PAD_STEP`, so only a few shapes are ever
+compiled, and every frame of a full chunk goes through the same kernels whatever its
+neighbours.
+
+uint8 frames at the network's size (what decoding for the encoder gives) go into the graph
+as they are: OpenVINO converts, normalises and transposes them in its first kernels
+(:func:`uint8_model`), on a model derived in memory from the cached one, so the on-disk
+IR and its key do not depend on it.
 
 Precision is OpenVINO's ``INFERENCE_PRECISION_HINT`` (``f32`` / ``bf16`` / ``f16``). It
 must be given even for fp32: on CPUs with native bf16 OpenVINO would otherwise pick bf16
@@ -23,6 +29,8 @@ import logging
 import tempfile
 import threading
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +44,7 @@ from s2vt.encoders.runtimes.cache import CachedFiles, cache_root, network_digest
 
 logger = logging.getLogger(__name__)
 
-# Frames per inference call (measured: batch 16 ran at least as fast as 4 or 8 at 128 and
-# 224 px, and AMX tiles want large batches).
-CHUNK = 16
+# A short last chunk is zero-padded up to a multiple of this (bounds the shapes compiled).
 PAD_STEP = 4
 _HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 # precision -> the CPU capability OpenVINO reports when it runs that precision natively.
@@ -144,62 +150,174 @@ def effective_hint(precision: str) -> str:
     return _HINTS[precision]
 
 
-class OpenVINONetwork:
-    """A converted frame network: (N, 3, S, S) float32 CPU images -> (N, D) float32 features.
+@dataclass(frozen=True)
+class Mode:
+    """How the compiled network is run.
 
-    Compiles lazily, once per (batch shape, thread count); the thread count follows
-    ``torch.get_num_threads()`` so ``--threads`` means the same on every runtime.
+    Attributes:
+        hint: OpenVINO's ``PERFORMANCE_HINT``: ``THROUGHPUT`` (one stream per thread, each
+            single-threaded, chunks in flight together) or ``LATENCY`` (one stream using
+            every thread, one chunk at a time).
+        chunk: frames per inference call (static batch shape).
     """
 
-    def __init__(self, model: Any, image_size: int, precision: str) -> None:
+    hint: str
+    chunk: int
+
+
+# Chosen by measurement: `python scripts/bench.py --experiment openvino_modes --repeats 5`
+# (EfficientNet-Lite0, uint8 frames at the encoder's size so the in-graph preprocessing is
+# included, 2 threads, calls of 64 frames, alternating rounds, medians of 5; 2-core AMD EPYC
+# with AVX512-BF16, under the exclusive lock, load 4.5 -> 2.8 from the jobs just before it
+# and the run itself). images/s, idle / with one core kept busy by another process (as
+# extract's decode worker does):
+#
+#   mode (chunk)      128 px fp32   128 px bf16   224 px fp32   224 px bf16
+#   THROUGHPUT (4)    1149 /  835   1996 / 1641    369 / 241     599 / 526
+#   THROUGHPUT (8)    1088 /  788   2241 / 1564    321 / 227     522 / 446
+#   THROUGHPUT (16)   1005 /  732   2269 / 1495    325 / 199     493 / 401
+#   LATENCY (16)      1084 /  580   1888 / 1209    331 / 157     511 / 321
+#   LATENCY (64)       928 /  479   1902 / 1017    298 / 138     474 / 268
+#   torch eager        384 /  240    935 /  569    138 /  78     160 / 118
+#
+# THROUGHPUT with one single-threaded stream per thread and chunks of 4 is fastest or within
+# 12 % of it everywhere, and clearly fastest beside a busy core, where a LATENCY stream's
+# threads wait on each other. (Fed float images preprocessed in torch instead, THROUGHPUT (8)
+# ran 965 / 1591 / 251 / 329 idle: the in-graph preprocessing is worth 1.1-1.6x.)
+DEFAULT_MODE = Mode("THROUGHPUT", 4)
+
+
+class OpenVINONetwork:
+    """A converted frame network, callable two ways, both giving (N, D) float32 features:
+
+    - ``net(images)``: (N, 3, S, S) float32 normalised CPU images;
+    - ``net.encode_uint8(frames)``: (N, S, S, 3) uint8 RGB frames, normalised inside the
+      OpenVINO graph (:func:`uint8_model`), which needs ``mean`` and ``std``.
+
+    Compiles lazily, once per (input kind, batch shape, thread count); the thread count
+    follows ``torch.get_num_threads()`` so ``--threads`` means the same on every runtime.
+    """
+
+    def __init__(self, model: Any, image_size: int, precision: str,
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 mode: Mode = DEFAULT_MODE) -> None:
         self.image_size = int(image_size)
         self.precision = precision
         self.hint = effective_hint(precision)
         self.version = runtime_version("openvino")
+        self.mode = mode
+        self.mean = None if mean is None else tuple(float(m) for m in mean)
+        self.std = None if std is None else tuple(float(s) for s in std)
         self._model = model
-        self._requests: dict[tuple[int, int], Any] = {}
+        # (input kind, batch, threads) -> (AsyncInferQueue, feature width)
+        self._queues: dict[tuple[str, int, int], tuple[Any, int]] = {}
         self._lock = threading.Lock()
 
-    def _request(self, batch: int, threads: int) -> Any:
-        key = (batch, threads)
-        request = self._requests.get(key)
-        if request is None:
-            model = self._model.clone()
-            model.reshape([batch, 3, self.image_size, self.image_size])
-            folder = _folder() / "compiled"
-            folder.mkdir(parents=True, exist_ok=True)
-            config = {
-                "INFERENCE_PRECISION_HINT": self.hint,
-                "INFERENCE_NUM_THREADS": threads,
-                "PERFORMANCE_HINT": "LATENCY",
-                "CACHE_DIR": str(folder),
-            }
-            request = _core().compile_model(model, "CPU", config).create_infer_request()
-            self._requests[key] = request
-        return request
+    def takes_uint8(self, frames: Any) -> bool:
+        """Whether ``frames`` can go to :meth:`encode_uint8` as they are: a uint8 numpy
+        array (N, S, S, 3) at this network's size, with ``mean`` / ``std`` known."""
+        size = self.image_size
+        return (self.mean is not None and isinstance(frames, np.ndarray)
+                and frames.dtype == np.uint8 and frames.shape[1:] == (size, size, 3))
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 3, S, S) float32 -> (N, D) float32, N >= 1."""
+        """(N, 3, S, S) float32 normalised images -> (N, D) float32, N >= 1."""
         array = images.detach().to("cpu", torch.float32).contiguous().numpy()
+        return self._run(array, "f32")
+
+    def encode_uint8(self, frames: np.ndarray) -> torch.Tensor:
+        """(N, S, S, 3) uint8 RGB frames -> (N, D) float32, N >= 1 (see :meth:`takes_uint8`)."""
+        if not self.takes_uint8(frames):
+            raise ValueError(f"encode_uint8 takes (N, {self.image_size}, {self.image_size}, 3) "
+                             f"uint8 arrays (and mean/std), got {frames.shape} {frames.dtype}")
+        if not frames.flags.writeable:  # OpenVINO shares the memory; it wants it writeable
+            frames = frames.copy()
+        return self._run(np.ascontiguousarray(frames), "u8")
+
+    def _queue(self, kind: str, batch: int, threads: int) -> tuple[Any, int]:
+        key = (kind, batch, threads)
+        entry = self._queues.get(key)
+        if entry is None:
+            import openvino as ov
+
+            model = self._model.clone()
+            model.reshape([batch, 3, self.image_size, self.image_size])
+            if kind == "u8":
+                model = uint8_model(model, self.mean, self.std)
+            folder = _folder() / "compiled"
+            folder.mkdir(parents=True, exist_ok=True)
+            config: dict[str, Any] = {
+                "INFERENCE_PRECISION_HINT": self.hint,
+                "INFERENCE_NUM_THREADS": threads,
+                "PERFORMANCE_HINT": self.mode.hint,
+                "CACHE_DIR": str(folder),
+            }
+            if self.mode.hint == "THROUGHPUT":
+                config["NUM_STREAMS"] = threads  # one single-threaded stream per thread
+            compiled = _core().compile_model(model, "CPU", config)
+            jobs = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+            queue = ov.AsyncInferQueue(compiled, jobs)
+            queue.set_callback(_collect)
+            entry = self._queues[key] = (queue, int(compiled.output(0).get_shape()[1]))
+        return entry
+
+    def _run(self, array: np.ndarray, kind: str) -> torch.Tensor:
+        """Every chunk of ``array`` through the queue of its shape; outputs in order."""
+        chunk = self.mode.chunk
+        step = min(PAD_STEP, chunk)
         threads = max(1, torch.get_num_threads())
-        outputs = []
-        with self._lock:  # one infer request per shape, so one caller at a time
-            for start in range(0, len(array), CHUNK):
-                part = array[start : start + CHUNK]
+        parts, out = [], None
+        with self._lock:  # the queues' requests are shared: one caller at a time
+            used = []
+            for start in range(0, len(array), chunk):
+                part = array[start : start + chunk]
                 size = len(part)
-                batch = min(CHUNK, -(-size // PAD_STEP) * PAD_STEP)
+                batch = min(chunk, -(-size // step) * step)
                 if batch != size:
                     padding = np.zeros((batch - size, *part.shape[1:]), dtype=part.dtype)
                     part = np.concatenate([part, padding])
-                request = self._request(batch, threads)
-                request.infer(part)
-                outputs.append(np.array(request.get_output_tensor(0).data[:size]))
-        return torch.from_numpy(np.concatenate(outputs)).float()
+                parts.append(part)  # shared with OpenVINO: alive until wait_all
+                queue, width = self._queue(kind, batch, threads)
+                if out is None:
+                    out = np.empty((len(array), width), dtype=np.float32)
+                if queue not in used:
+                    used.append(queue)
+                queue.start_async({0: part}, (out, start, size), share_inputs=True)
+            for queue in used:
+                queue.wait_all()
+        return torch.from_numpy(out)
+
+
+def _collect(request: Any, userdata: tuple[np.ndarray, int, int]) -> None:
+    """An inference finished: copy its rows into the caller's output (before reuse)."""
+    out, start, size = userdata
+    out[start : start + size] = request.get_output_tensor(0).data[:size]
+
+
+def uint8_model(model: Any, mean: Sequence[float], std: Sequence[float]) -> Any:
+    """``model`` ((B, 3, S, S) float32 normalised images) taking (B, S, S, 3) uint8 frames.
+
+    OpenVINO's PrePostProcessor adds the conversion to float, ``(x - 255 mean) / (255 std)``
+    per channel (the same as ``(x / 255 - mean) / std``) and the layout change to the graph,
+    where the CPU plugin fuses them into its first kernels: done in torch, the same steps
+    were several full passes over the frames, about a third of the bf16 encoder's time at
+    224 px.
+    """
+    from openvino import Layout, Type
+    from openvino.preprocess import PrePostProcessor
+
+    ppp = PrePostProcessor(model)
+    ppp.input().tensor().set_element_type(Type.u8).set_layout(Layout("NHWC"))
+    ppp.input().model().set_layout(Layout("NCHW"))
+    ppp.input().preprocess().convert_element_type(Type.f32).mean(
+        [255.0 * m for m in mean]).scale([255.0 * s for s in std])
+    return ppp.build()
 
 
 def compile_network(
-    net: nn.Module, *, identity: dict[str, Any], image_size: int, precision: str
+    net: nn.Module, *, identity: dict[str, Any], image_size: int, precision: str,
+    mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
 ) -> OpenVINONetwork:
     """``net`` as an :class:`OpenVINONetwork` (see ``s2vt.encoders.runtimes.compile_network``)."""
     model = load_model(net, identity, image_size)
-    return OpenVINONetwork(model, image_size, precision)
+    return OpenVINONetwork(model, image_size, precision, mean, std)
