@@ -259,6 +259,43 @@ def test_comparisons_show_what_pipeline_runtime_precision_and_process_add() -> N
     assert all("target" not in entry and "met" not in entry for entry in out.values())
 
 
+def test_shared_core_bound_is_what_decode_and_encode_on_the_same_cores_allow() -> None:
+    from s2vt.bench.ratios import comparisons
+    from s2vt.bench.summary import summary_lines
+
+    report = _report()  # decode alone 200 frames/s, encoder alone 300, extract 170
+    report["machine"] = {"cores": 4, "usable_cores": 2}
+    report["encoder"]["threads"] = 2
+    report["extract"]["workers"] = 1
+    entry = comparisons(report)["extract_vs_shared_core_bound"]
+    # A frame costs 1/200 core-seconds to decode and 2/300 to encode: 2 cores allow
+    # 2 / (1/200 + 2/300) = 171.43 frames/s, 0.857 of min(200, 300).
+    bound = 2 / (1 / 200 + 2 / 300)
+    assert entry == {
+        "value": round(170 / bound, 3),
+        "numerator": "extract.variants.defaults.steady_frames_per_s",
+        "bound_from": ["decode.sets.generated.decoders.decord.frames_per_s",
+                       "encoder.bf16.openvino.images_per_s"],
+        "cores": 2, "encoder_threads": 2, "decode_workers": 1,
+        "bound_frames_per_s": round(bound, 2), "bound_vs_min_decode_encoder": 0.857}
+    # Many cores: the bound is the slower side alone (here one decode worker, 200).
+    report["machine"]["usable_cores"] = 16
+    assert comparisons(report)["extract_vs_shared_core_bound"]["bound_frames_per_s"] == 200.0
+    report["extract"]["workers"] = 4  # then the encoder alone
+    assert comparisons(report)["extract_vs_shared_core_bound"]["bound_frames_per_s"] == 300.0
+    del report["encoder"]["threads"]
+    missing = comparisons(report)["extract_vs_shared_core_bound"]
+    assert missing["value"] is None and missing["reason"] == "not measured: encoder.threads"
+    report["encoder"]["threads"] = 2
+    report["machine"]["usable_cores"] = 2
+    report["extract"]["workers"] = 1
+    line = next(line for line in summary_lines({"comparisons": comparisons(report)})
+                if line.startswith("extract_vs_shared_core_bound"))
+    assert line == (f"extract_vs_shared_core_bound: {round(170 / bound, 3):g} (extract's "
+                    "steady rate over the 171.43 frames/s that decode and encode sharing 2 "
+                    "cores allow; that bound is 0.857 x min(decode, encoder))")
+
+
 def test_figures_are_medians_of_repeats_with_min_and_max() -> None:
     from s2vt.bench.timing import alternate, figure, rate_figure
 

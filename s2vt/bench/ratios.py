@@ -105,6 +105,49 @@ def overlap(report: Mapping[str, Any]) -> dict[str, Any]:
     return entry
 
 
+def shared_core_bound(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The most frames/s extract could reach with decode and encode sharing the cores.
+
+    Decode alone ran on one core at ``d`` frames/s, so a frame costs ``1/d`` core-seconds
+    to decode; the encoder alone kept its ``T`` threads busy at ``e`` frames/s, ``T/e``
+    core-seconds a frame. On ``C`` cores both together allow at most ``C / (T/e + 1/d)``
+    frames/s, and never more than the encoder alone (``e``) or the decode workers (``W d``).
+    Computed here from this report's medians (docs/performance.md explains it); the entry
+    holds the figures' paths and the counts, not the formula.
+
+    Returns:
+        ``{"value": extract steady / bound, "numerator", "bound_frames_per_s",
+        "bound_from": [decode path, encoder path], "cores", "encoder_threads",
+        "decode_workers", "bound_vs_min_decode_encoder"}``; ``value`` None with a
+        ``reason`` when a figure is absent.
+    """
+    numerator = f"{_VARIANTS}.defaults.steady_frames_per_s"
+    decode_path, encoder_path = _decode_path(report), _encoder_path(report)
+    machine = report.get("machine", {})
+    cores = machine.get("usable_cores") or machine.get("cores")
+    threads = report.get("encoder", {}).get("threads")
+    workers = report.get("extract", {}).get("workers")
+    entry: dict[str, Any] = {"value": None, "numerator": numerator,
+                             "bound_from": [decode_path, encoder_path], "cores": cores,
+                             "encoder_threads": threads, "decode_workers": workers}
+    values = {path: figure_at(report, path) for path in (numerator, decode_path, encoder_path)}
+    missing = [path for path, value in values.items() if value is None]
+    missing += [name for name, value in (("machine.cores", cores), ("encoder.threads", threads),
+                                         ("extract.workers", workers)) if not value]
+    if missing:
+        entry["reason"] = f"not measured: {', '.join(missing)}"
+        return entry
+    decode, encode = values[decode_path], values[encoder_path]
+    if not decode or not encode:
+        entry["reason"] = "a rate is zero"
+        return entry
+    bound = min(cores / (threads / encode + 1 / decode), encode, workers * decode)
+    entry["bound_frames_per_s"] = round(bound, 2)
+    entry["value"] = round(values[numerator] / bound, 3)
+    entry["bound_vs_min_decode_encoder"] = round(bound / min(decode, encode), 3)
+    return entry
+
+
 def _targeted(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The targeted ratios whose stage is in ``report`` (name -> :func:`divide` entry)."""
     out: dict[str, dict[str, Any]] = {}
@@ -147,8 +190,9 @@ def ratios(report: Mapping[str, Any]) -> dict[str, Any]:
 
 def comparisons(report: Mapping[str, Any]) -> dict[str, Any]:
     """Ratios without a target: per-precision runtime gains, what bf16 adds, what the
-    pipeline, the runtime and precision, and a separate process each add or cost, and the
-    end-to-end (start-up included) forms of the extract ratios."""
+    pipeline, the runtime and precision, and a separate process each add or cost, the
+    end-to-end (start-up included) forms of the extract ratios, and extract against what
+    decode and encode sharing the cores allow (:func:`shared_core_bound`)."""
     out: dict[str, Any] = {}
     encoder = report.get("encoder", {})
     runtime = encoder.get("chosen", {}).get("runtime", "torch")
@@ -177,4 +221,5 @@ def comparisons(report: Mapping[str, Any]) -> dict[str, Any]:
             [_decode_path(report), _encoder_path(report)])
         out["extract_end_to_end_defaults_vs_torch"] = divide(
             report, end_to_end.format("defaults"), [end_to_end.format("torch")])
+        out["extract_vs_shared_core_bound"] = shared_core_bound(report)
     return out

@@ -23,6 +23,16 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         verdict = "met" if entry["met"] else "NOT met"
         lines.append(f"{name}: {_value(entry['value'])} (target {sign} {entry['target']:g}) "
                      f"{verdict}")
+    bound = report.get("comparisons", {}).get("extract_vs_shared_core_bound")
+    if bound is not None:
+        if bound["value"] is None:
+            lines.append(f"extract_vs_shared_core_bound: {bound.get('reason')}")
+        else:
+            lines.append(
+                f"extract_vs_shared_core_bound: {bound['value']:g} (extract's steady rate over "
+                f"the {bound['bound_frames_per_s']:g} frames/s that decode and encode sharing "
+                f"{bound['cores']} cores allow; that bound is "
+                f"{bound['bound_vs_min_decode_encoder']:g} x min(decode, encoder))")
     projection = report.get("projection", {})
     if "skipped" in projection:
         lines.append(f"projection skipped: {projection['skipped']}")
