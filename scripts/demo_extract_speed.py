@@ -1,0 +1,135 @@
+#!/usr/bin/env python
+"""The demo's RGB extract stage, before and after the encoder runtimes, side by side.
+
+    python scripts/demo_extract_speed.py                  # 300 synthetic clips, 3 rounds
+    python scripts/demo_extract_speed.py --videos DIR     # your own clips instead
+
+``before`` is ``configs/demo/extract.yaml`` as the demo ran it before the runtimes existed:
+the same file (its precision was ``auto`` then too, bf16 on CPUs with AMX or AVX512-BF16)
+on torch eager (``runtime: torch``). ``now`` is the same file with its defaults
+(``runtime: auto``: OpenVINO on CPU when installed). Both run ``s2vt.extraction.extract``
+in this process, as the demo's pipeline does, into a fresh store each time, in alternating
+rounds (before, now, before, now, ...); each figure is the median of the rounds with min
+and max, start-up included (decode worker spawn, encoder build), what the demo's stage
+waits for. One untimed run of each on a few clips first fills the converted-network cache
+(a fresh one, under the work folder) and is printed as the cold start.
+
+Run it on an otherwise idle machine; it prints the load before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av  # noqa: F401  (before anything imports decord: see s2vt.video)
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CONFIG = REPO / "configs" / "demo" / "extract.yaml"
+WARMUP_CLIPS = 8
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--videos", type=Path,
+                        help="folder of clips to extract (default: synthesise --clips)")
+    parser.add_argument("--clips", type=int, default=300,
+                        help="synthetic clips to write and extract (default 300)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds (>= 3)")
+    parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
+    args = parser.parse_args(argv)
+    if args.rounds < 3:
+        parser.error("--rounds must be >= 3 (each figure is a median with min and max)")
+    return args
+
+
+def figure(values: list[float]) -> str:
+    return (f"{statistics.median(values):.1f} (min {min(values):.1f}, max {max(values):.1f}, "
+            f"{len(values)} rounds)")
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="s2vt-demo-extract-") as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        os.environ["S2VT_CACHE"] = str(work / "cache")  # a cold converted-network cache
+        return run(args, work)
+
+
+def run(args: argparse.Namespace, work: Path) -> int:
+    import torch
+
+    from s2vt.cli import main as cli
+    from s2vt.config import load_config
+    from s2vt.encoders.base import resolve_precision
+    from s2vt.extraction import ExtractConfig, VideoInput, extract
+    from s2vt.runtime import keep_freed_memory
+    from s2vt.video import VIDEO_EXTENSIONS
+
+    keep_freed_memory()  # as the CLI (and so the demo) runs
+    load_before = os.getloadavg()
+    videos = args.videos
+    if videos is None:
+        synth = work / "synth"
+        if cli(["synth", "--out", str(synth), "--num-videos", str(args.clips)]) != 0:
+            return 1
+        videos = synth / "videos"
+    paths = sorted(p for p in videos.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
+    if not paths:
+        print(f"no video files in {videos}", file=sys.stderr)
+        return 2
+    inputs = [VideoInput(p.stem, p) for p in paths]
+    now = load_config(ExtractConfig, DEMO_CONFIG)
+    before = dataclasses.replace(now, encoder=dataclasses.replace(now.encoder, runtime="torch"))
+    configs = {"before": before, "now": now}
+    frames = len(paths) * now.sampling.num_frames
+    counter = 0
+
+    def once(config: ExtractConfig, chosen: list[VideoInput]) -> tuple[float, str]:
+        nonlocal counter
+        counter += 1
+        out = work / f"store{counter}"
+        start = time.perf_counter()
+        result = extract(chosen, out, config, progress=False)
+        seconds = time.perf_counter() - start
+        if result.failed:
+            raise RuntimeError(f"extract failed on {result.failed[0]}")
+        meta = json.loads((out / "meta.json").read_text())
+        precision = resolve_precision(config.encoder.precision, torch.device(config.device))
+        return seconds, f"{meta['encoder_runtime']['name']} {precision}"
+
+    ran = {}
+    for name, config in configs.items():
+        seconds, ran[name] = once(config, inputs[:WARMUP_CLIPS])
+        print(f"{name}: cold start (empty converted-network cache), {WARMUP_CLIPS} clips: "
+              f"{seconds:.2f} s [{ran[name]}]")
+    seconds: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(args.rounds):
+        for name, config in configs.items():
+            seconds[name].append(once(config, inputs)[0])
+    load_after = os.getloadavg()
+    print(f"{len(paths)} clips x {now.sampling.num_frames} frames at "
+          f"{now.encoder.image_size} px ({DEMO_CONFIG.relative_to(REPO)}), "
+          f"{args.rounds} alternating rounds, start-up included")
+    rates = {}
+    for name in configs:
+        rates[name] = [frames / s for s in seconds[name]]
+        print(f"{name} [{ran[name]}; runtime: {configs[name].encoder.runtime}]: "
+              f"{figure(rates[name])} frames/s; {figure(seconds[name])} s")
+    ratio = statistics.median(rates["now"]) / statistics.median(rates["before"])
+    print(f"now / before (medians of frames/s): {ratio:.2f}")
+    print(f"load before {', '.join(f'{x:.2f}' for x in load_before)}; "
+          f"after {', '.join(f'{x:.2f}' for x in load_after)}")
+    return 0
+
+
+if __name__ == "__main__":  # extract spawns decode workers, which re-import this file
+    raise SystemExit(main(sys.argv[1:]))
