@@ -15,8 +15,10 @@ from s2vt.metrics import METRIC_KEYS
 from s2vt.pipelines.recipe import Step, run_step
 from s2vt.pipelines.synthetic import (
     MODELS,
+    OPTIONAL_MODELS,
     SPLITS,
     TABLE_METRICS,
+    TABLE_ORDER,
     DemoSettings,
     run_demo,
     split_stage_overrides,
@@ -179,3 +181,97 @@ def test_s2vt_names_the_motion_far_more_often_than_meanpool(tmp_path: Path) -> N
     # learnt nothing): each names the colour of most objects.
     for model in MODELS:
         assert accuracy(model, "color") >= 0.6, (model, scores)
+
+
+# The optional models at a tiny size: what `s2vt demo --models s2vt_att,transformer,s2vt_scst`
+# adds to a run. No flow stream here, to keep the test short.
+TINY_OPTIONAL = {
+    **TINY,
+    "s2vt_att": ["epochs=1", "model.hidden_size=32", "model.embed_size=16"],
+    "transformer": ["epochs=1", "model.hidden_size=32", "model.embed_size=16",
+                    "model.num_heads=2", "model.encoder_layers=1", "model.decoder_layers=1"],
+    "s2vt_scst": ["epochs=1", "batch_size=4"],
+}
+
+
+def _sampling_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "sampling_diversity.py"
+    spec = importlib.util.spec_from_file_location("sampling_diversity", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_trains_and_tables_the_optional_models(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    settings = DemoSettings(num_videos=24, seed=3, beam_size=2, overrides=TINY_OPTIONAL,
+                            report=False, flow=False, extra_models=OPTIONAL_MODELS)
+    result = run_demo(out, settings)
+
+    # The table's columns: the paper's models first (no flow here), then the optional ones.
+    assert list(result.scores) == [m for m in TABLE_ORDER if m in MODELS] + [*OPTIONAL_MODELS]
+    header = result.table.splitlines()[0]
+    summary = (out / "summary.md").read_text()
+    for model in OPTIONAL_MODELS:
+        config = json.loads((out / model / "model" / "config.json").read_text())
+        # s2vt_scst keeps the S2VT it starts from; the others are their own architectures.
+        assert config["model"]["name"] == ("s2vt" if model == "s2vt_scst" else model)
+        for split in SPLITS:
+            saved = json.loads((out / model / split / "scores.json").read_text())
+            assert result.scores[model][split] == pytest.approx(
+                {k: v for k, v in saved.items() if k != "settings"})
+            assert f"{model} {split}" in header
+        assert f"- {model}: {result.sample[model]}" in summary
+    scst_log = (out / "s2vt_scst" / "model" / "metrics.jsonl").read_text().splitlines()
+    assert "train_reward" in json.loads(scst_log[0]), "s2vt_scst trains self-critically"
+    with pytest.raises(ConfigError, match="optional models: s2vt_att, transformer, s2vt_scst"):
+        DemoSettings(extra_models=("s2vt_nope",))
+
+    # Sampling diversity of the demo's S2VT: the figures are those of the sampled captions
+    # the JSON lists, and the fixed seed makes them reproducible.
+    script = _sampling_script()
+    json_path = tmp_path / "sampling.json"
+    assert script.main([str(out), "--model", "s2vt", "--out", str(json_path)]) == 0
+    measured = json.loads(json_path.read_text())
+    annotations = load_annotations(out / "data" / "annotations.json")
+    test = annotations.split("test")
+    captions = measured["captions"]
+    assert sorted(captions) == sorted(v.video_id for v in test.videos)
+    assert all(len(c) == 5 for c in captions.values())
+    distinct = [len(set(c)) for c in captions.values()]
+    assert measured["frac_videos_3plus_distinct"] == pytest.approx(
+        sum(d >= 3 for d in distinct) / len(distinct))
+    for key in ATTRIBUTE_KEYS:
+        pooled = [test.scorer.scores({vid: c[k] for vid, c in captions.items()})[key]
+                  for k in range(5)]
+        assert measured[key] == pytest.approx(sum(pooled) / 5)
+    model_dir, features = out / "s2vt" / "model", out / "features"
+    again = script.measure(model_dir, features, out / "data" / "annotations.json")
+    assert again["captions"] == captions, "a fixed seed gives the same samples"
+    # Temperature 0 is greedy search: one distinct caption per video, the greedy accuracy.
+    cold = script.measure(model_dir, features, out / "data" / "annotations.json",
+                          temperature=0.0)
+    assert cold["distinct_histogram"] == {"1": len(captions)}
+    assert cold["frac_videos_3plus_distinct"] == 0.0
+    assert {k: cold[k] for k in ATTRIBUTE_KEYS} == pytest.approx(cold["greedy"])
+    assert script.main([str(out), "--model", "nothing"]) == 2
+
+
+def test_a_later_training_setting_at_its_default_keeps_cached_steps() -> None:
+    from dataclasses import replace
+
+    from s2vt.config import config_to_dict
+    from s2vt.pipelines.synthetic import _train_key_config
+    from s2vt.training import TrainConfig
+    from s2vt.training.config import ScstConfig
+
+    # Without the setting a run cached before it existed keeps its key; set, it counts.
+    plain = _train_key_config(TrainConfig())
+    assert "xe_weight" not in plain["scst"]
+    assert plain == {**config_to_dict(TrainConfig()),
+                     "scst": {k: v for k, v in config_to_dict(ScstConfig()).items()
+                              if k != "xe_weight"}}
+    mixed = _train_key_config(replace(TrainConfig(), scst=ScstConfig(xe_weight=0.5)))
+    assert mixed["scst"]["xe_weight"] == 0.5

@@ -29,8 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument(
         "--models", default="", metavar="NAME[,NAME]",
-        help="also train and evaluate these optional models (s2vt_scst: self-critical "
-             "training of the demo's S2VT, configs/demo/s2vt_scst.yaml); names the demo "
+        help="also train and evaluate these optional models, each from "
+             "configs/demo/NAME.yaml (s2vt_att: S2VT with temporal attention; transformer; "
+             "s2vt_scst: self-critical training of the demo's S2VT); names the demo "
              "always runs (s2vt, meanpool) may be listed too",
     )
     return parser
