@@ -372,6 +372,38 @@ def test_greedy_baseline_trains_too(xe_run, tmp_path) -> None:
     assert result.steps == 3
 
 
+def test_mixed_objective_adds_the_weighted_cross_entropy_of_the_references(xe_run,
+                                                                          tmp_path) -> None:
+    import torch.nn.functional as F
+
+    features, ann, xe = xe_run
+    losses = {}
+    for weight in (0.0, 0.7):
+        trainer = Trainer(scst_config(xe, **{"scst.xe_weight": weight}), features, ann,
+                          tmp_path / f"w{weight}", False, distributed.DistContext(),
+                          torch.device("cpu"), None, progress=False)
+        trainer.net.eval()                       # no dropout: the same samples both times
+        batch = trainer.objective.epoch_batches(0, 0, 1)[0]
+        torch.manual_seed(5)
+        losses[weight] = float(trainer.objective.loss(trainer.net, batch, 0)[0].detach())
+    # The cross-entropy of every training caption of the batch's videos, computed apart.
+    objective, data = trainer.objective, trainer.train
+    videos = [objective.videos[p] for p in batch]
+    pairs = [(row, ids) for row, v in enumerate(videos) for v_, ids in data.samples if v_ == v]
+    assert len(pairs) > len(batch), "every reference of a video counts, not one"
+    frames, mask = pad_frames([data.features[v] for v in videos])
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for row, ids in pairs:
+            logits = trainer.model(frames[row:row + 1], mask[row:row + 1],
+                                   torch.tensor([ids[:-1]]), torch.tensor([0]))
+            total += float(F.cross_entropy(logits[0], torch.tensor(ids[1:]), reduction="sum"))
+            tokens += len(ids) - 1
+    assert losses[0.7] - losses[0.0] == pytest.approx(0.7 * total / tokens, rel=1e-4)
+    with pytest.raises(ConfigError, match="scst.xe_weight must be >= 0"):
+        scst_config(xe, **{"scst.xe_weight": -1.0})
+
+
 def test_init_from_mismatches_are_one_line(xe_run, tmp_path, capsys) -> None:
     features, ann, xe = xe_run
     base = ["train", "--features", str(features), "--annotations", str(ann),
@@ -499,5 +531,5 @@ def test_demo_trains_s2vt_scst_from_its_s2vt_when_asked(tmp_path: Path, capsys) 
     run_demo(out, settings)
     assert stamp.stat().st_mtime_ns == mtime
     assert cli_main(["demo", "--out", str(out), "--models", "s2vt,nonsense"]) == 2
-    assert "unknown demo model 'nonsense' (optional models: s2vt_scst)" in \
-        capsys.readouterr().err
+    assert ("unknown demo model 'nonsense' (optional models: s2vt_att, transformer, "
+            "s2vt_scst)") in capsys.readouterr().err

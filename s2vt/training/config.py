@@ -100,6 +100,10 @@ class ScstConfig:
             extra decoding pass, and a lower-variance, unbiased baseline than one greedy
             caption; needs ``num_samples`` >= 2. ``greedy``: the reward of the model's
             greedy caption (the original SCST), one more decoding pass per step.
+        xe_weight: lambda of a mixed objective, ``scst_loss + lambda * xe_loss``, with
+            ``xe_loss`` the token cross-entropy (teacher forcing) of every training reference
+            of the step's videos: the common regulariser that keeps a policy-gradient run near
+            the references' language while it chases the reward (0: plain SCST).
 
     Raises:
         ConfigError: a value out of range; the message names its key.
@@ -108,8 +112,11 @@ class ScstConfig:
     num_samples: int = 5
     max_len: int | None = None
     baseline: Literal["mean", "greedy"] = "mean"
+    xe_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.xe_weight < 0:
+            raise ConfigError(f"scst.xe_weight must be >= 0, got {self.xe_weight}")
         if self.num_samples < 1:
             raise ConfigError(f"scst.num_samples must be >= 1, got {self.num_samples}")
         if self.baseline == "mean" and self.num_samples < 2:

@@ -6,7 +6,9 @@ trained this way), scores each sample with CIDEr-D against the training referenc
 video (document frequencies from the training split, computed once: :class:`CiderD`), and
 minimises ``-(reward - baseline) * sum log p(sample)``. The baseline is the mean reward of
 the other samples of the same video (default) or the reward of the greedy caption; see
-:class:`~s2vt.training.config.ScstConfig` for why.
+:class:`~s2vt.training.config.ScstConfig` for why. With ``scst.xe_weight`` > 0 the loss
+also holds that weight times the cross-entropy of the step's videos' training references
+(a mixed objective).
 
 References are tokenised as validation scores them (:func:`s2vt.text.tokenize`); a word
 the model's vocabulary lacks keeps its own id in the reward, so it can never be matched
@@ -23,7 +25,7 @@ import torch
 from torch import nn
 
 from s2vt.errors import S2VTError
-from s2vt.text import BOS_ID, EOS_ID, tokenize
+from s2vt.text import BOS_ID, EOS_ID, PAD_ID, tokenize
 from s2vt.training.batching import epoch_batches
 from s2vt.training.objectives.base import ObjectiveContext, blocked_log_probs
 
@@ -76,15 +78,21 @@ def sample_captions(model: CaptionModel, features: torch.Tensor, feature_mask: t
 
 class SamplingNet(nn.Module):
     """:func:`sample_captions` as a module's ``forward`` (what data-parallel training wraps,
-    so the gradients of the sampled captions are averaged over the processes)."""
+    so the gradients of the sampled captions are averaged over the processes), with the
+    teacher-forced logits of ``references`` ((inputs (R, L), video_index (R,))) when given,
+    for the mixed objective."""
 
     def __init__(self, model: CaptionModel) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, features: torch.Tensor, feature_mask: torch.Tensor, num_samples: int,
-                max_len: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return sample_captions(self.model, features, feature_mask, num_samples, max_len)
+                max_len: int, references: tuple[torch.Tensor, torch.Tensor] | None = None,
+                ) -> tuple[torch.Tensor, ...]:
+        sampled = sample_captions(self.model, features, feature_mask, num_samples, max_len)
+        if references is None:
+            return sampled
+        return (*sampled, self.model(features, feature_mask, *references))
 
 
 def training_scorer(references: dict[str, list[str]], video_ids: list[str],
@@ -120,6 +128,10 @@ class SelfCritical:
         logger.info("self-critical training: %d samples per video (baseline: %s), CIDEr-D "
                     "against %d references of %d training videos", self.settings.num_samples,
                     self.settings.baseline, int(self.scorer.num_refs.sum()), len(self.videos))
+        # The training captions of each video, for the mixed objective's cross-entropy.
+        self.captions: dict[int, list[list[int]]] = {}
+        for video, ids in data.samples:
+            self.captions.setdefault(video, []).append(ids)
 
     def epoch_batches(self, epoch: int, rank: int, world_size: int) -> list[list[int]]:
         """Batches of positions in :attr:`videos`, shuffled per epoch, sharded over ranks."""
@@ -146,8 +158,11 @@ class SelfCritical:
         data = context.data
         features, mask = pad_frames([data.features[self.videos[p]] for p in batch],
                                     context.device)
+        references = self._references(batch) if self.settings.xe_weight > 0 else None
         with context.autocast():
-            tokens, log_prob, lengths = net(features, mask, k, self.max_len)
+            tokens, log_prob, lengths, *xe_logits = net(
+                features, mask, k, self.max_len,
+                None if references is None else references[:2])
         reward = self.rewards(batch, tokens, lengths).reshape(len(batch), k)
         if self.settings.baseline == "greedy":
             greedy = context.model.generate(features, mask, beam_size=1, max_len=self.max_len)
@@ -156,4 +171,24 @@ class SelfCritical:
             baseline = (reward.sum(axis=1, keepdims=True) - reward) / (k - 1)
         advantage = torch.from_numpy((reward - baseline).reshape(-1)).to(log_prob)
         loss = -(advantage * log_prob).mean()
+        if references is not None:
+            import torch.nn.functional as F
+
+            logits, targets = xe_logits[0], references[2]
+            loss = loss + self.settings.xe_weight * F.cross_entropy(
+                logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                ignore_index=PAD_ID)
         return loss, float(reward.sum()), reward.size
+
+    def _references(self, batch: list[int]) -> tuple[torch.Tensor, ...]:
+        """inputs (R, L), video_index (R,) and targets (R, L) of every training caption of
+        the videos at ``batch`` (row i of the step's features is ``batch[i]``'s video)."""
+        from torch.nn.utils.rnn import pad_sequence
+
+        device = self.context.device
+        pairs = [(row, ids) for row, p in enumerate(batch)
+                 for ids in self.captions[self.videos[p]]]
+        tokens = pad_sequence([torch.tensor(ids) for _, ids in pairs], batch_first=True,
+                              padding_value=PAD_ID)
+        index = torch.tensor([row for row, _ in pairs], device=device)
+        return tokens[:, :-1].to(device), index, tokens[:, 1:].to(device)
