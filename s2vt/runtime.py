@@ -30,8 +30,10 @@ TRIM_THRESHOLD_BYTES = 1024 * 1024 * 1024
 def keep_freed_memory() -> bool:
     """Make glibc ``malloc`` keep freed memory for reuse instead of unmapping it.
 
-    Call once at process start (the CLI and every spawned worker do). A no-op where the C
-    library has no ``mallopt`` (musl, macOS, Windows).
+    Call once at process start in processes that compute (the CLI, the pipelines' step
+    workers, decode workers that compute flow; not plain decode workers, whose decoders
+    gain nothing from it and whose untrimmed heap grows). A no-op where the C library has
+    no ``mallopt`` (musl, macOS, Windows).
 
     Returns:
         True when both settings took effect.

@@ -132,6 +132,77 @@ def test_sampling_a_long_clip_never_holds_it_in_memory(tmp_path: Path) -> None:
     assert extra < 40, f"reading 32 frames of a long clip took {extra:.0f} MiB more"
 
 
+# A decode worker needs PyAV and decord only; measured 86-100 MiB (spawned interpreter ~15,
+# PyAV ~16 and decord ~6 with their FFmpeg copies, the clip's buffers). Importing torch alone
+# takes over 250 MiB, so the bound catches it with room for other CPUs' library builds.
+DECODE_WORKER_MAX_MIB = 160
+# Libraries a decode worker must never map: only the main process encodes.
+NOT_FOR_DECODE_WORKERS = ("libtorch", "openvino", "cv2", "opencv", "libcudart", "onnxruntime")
+
+
+def _decode_worker_peak(clip: Path) -> tuple[float, list[str]]:
+    """Peak RSS (MiB) of a decode worker that sampled 32 frames of ``clip``, and the files
+    of ``NOT_FOR_DECODE_WORKERS`` it maps."""
+    from s2vt.decodepool import DecodePool
+    from s2vt.inputs import VideoInput
+    from s2vt.video import SamplingConfig
+
+    pool = DecodePool(1, SamplingConfig(num_frames=32), timeout=120)
+    try:
+        decoded = list(pool.imap([VideoInput("clip", clip)], 224, max_ready=2))
+        assert decoded[0].error is None and decoded[0].frames.shape == (32, 224, 224, 3)
+        pid = pool.pids[0]
+        status = Path(f"/proc/{pid}/status").read_text()
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    finally:
+        pool.close()
+    hwm = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+    mapped = {line.split()[-1] for line in maps.splitlines() if "/" in line}
+    heavy = sorted(f for f in mapped
+                   if any(name in Path(f).name for name in NOT_FOR_DECODE_WORKERS))
+    return int(hwm.split()[1]) / 1024, heavy
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_decode_worker_stays_small_whatever_the_clip_length(tmp_path: Path) -> None:
+    from s2vt.bench.clips import write_long_clip
+
+    long_clip = write_long_clip(tmp_path / "long.mp4", minutes=2)
+    short_clip = write_long_clip(tmp_path / "short.mp4", minutes=3 / 60)
+    long_peak, long_heavy = _decode_worker_peak(long_clip)
+    short_peak, short_heavy = _decode_worker_peak(short_clip)
+    assert long_heavy == short_heavy == [], f"the decode worker maps {long_heavy or short_heavy}"
+    assert long_peak < DECODE_WORKER_MAX_MIB, f"decode worker peaked at {long_peak:.0f} MiB"
+    assert long_peak - short_peak < 40, (f"a long clip took the worker {long_peak:.0f} MiB, "
+                                        f"a short one {short_peak:.0f} MiB")
+
+
+_FORKING_COMMAND = """
+import multiprocessing, os, time
+block = bytearray(200 * 1024 * 1024)  # the main process's memory, touched
+child = os.fork()  # a library's fork without exec (OpenVINO's telemetry does this)
+if child == 0:
+    time.sleep(0.6)
+    os._exit(0)
+worker = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(0.6,))
+worker.start()
+worker.join()
+os.waitpid(child, 0)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_memory_stage_tells_the_decode_worker_from_a_fork_of_the_main_process() -> None:
+    from s2vt.bench.memory import _peak_rss_of_tree
+
+    peaks = _peak_rss_of_tree([sys.executable, "-c", _FORKING_COMMAND], poll=0.02)
+    assert peaks["main_mib"] > 200
+    # The fork counts the main process's 200 MiB it shares; the spawned worker is a fresh
+    # interpreter, whatever it showed before its exec.
+    assert peaks["other_child_mib"] > 200
+    assert 0 < peaks["decode_worker_mib"] < 100
+
+
 def test_naive_baseline_computes_the_same_features(tmp_path: Path) -> None:
     """The naive path (PyAV every frame, PIL resize, batch 1, BatchNorm not folded) does
     extract's work."""
