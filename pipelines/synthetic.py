@@ -199,27 +199,70 @@ def run_demo(out: Path, settings: DemoSettings | None = None) -> DemoResult:
             _fuse, [out / m / "model" for m in members], fused_dir, member_features,
             annotations, settings.beam_size)))
         made[FUSED_MODEL] = (fused_key, member_features)
-    eval_steps = []
-    for model_name, (model_key, stores) in made.items():
+    eval_steps: dict[Path, Step] = {}
+
+    def add_evaluation(model_name: str, split: str, beam_size: int, report: bool) -> None:
+        model_key, stores = made[model_name]
+        folder = _evaluation_dir(out, model_name, split, beam_size, settings.beam_size)
+        eval_key = {"stage": "evaluate", "model": fingerprint(model_key), "split": split,
+                    "beam_size": beam_size, "report": report}
+        eval_steps[folder] = Step(
+            f"evaluate {model_name} on {split} (beam {beam_size})", folder, eval_key,
+            partial(_evaluate, out / model_name / "model", stores, annotations, folder, split,
+                    beam_size, report))
+
+    for model_name in made:
         for split in SPLITS:
-            eval_key = {"stage": "evaluate", "model": fingerprint(model_key), "split": split,
-                        "beam_size": settings.beam_size, "report": settings.report}
-            eval_steps.append(Step(
-                f"evaluate {model_name} on {split}", out / model_name / split, eval_key,
-                partial(_evaluate, out / model_name / "model", stores, annotations,
-                        out / model_name / split, split, settings.beam_size,
-                        settings.report),
-            ))
-    run_steps(eval_steps, workers)
+            add_evaluation(model_name, split, settings.beam_size, settings.report)
+    # A self-critical model against the model it starts from, greedy (the decoding SCST
+    # optimises) and with the table's beam search, on val (to choose by) and test.
+    self_critical = [m for m in settings.extra_models if "init" in made[m][0]]
+    for model_name in dict.fromkeys([*self_critical, *(["s2vt"] if self_critical else [])]):
+        for split, beam_size in _scst_comparison(settings.beam_size):
+            add_evaluation(model_name, split, beam_size, False)
+    run_steps(list(eval_steps.values()), workers)
     scores = {model: {split: _read_scores(out / model / split) for split in SPLITS}
               for model in (*TABLE_ORDER, *settings.extra_models) if model in made}
+    gains = {m: scst_gain(out, m, "s2vt", settings.beam_size) for m in self_critical}
+    for model_name, gain in gains.items():
+        atomic_write_json(out / model_name / "scst_gain.json", gain)
 
     sample = _caption_sample(out, annotations, list(scores))
     table = comparison_table(scores)
-    _plot_training_curves(out, out / "training_curves.png")
-    atomic_write_json(out / "summary.json", {"scores": scores, "sample": sample})
-    atomic_write_text(out / "summary.md", _summary_markdown(table, sample))
+    _plot_training_curves(out, out / "training_curves.png", list(made))
+    atomic_write_json(out / "summary.json", {"scores": scores, "sample": sample,
+                                             "scst_gain": gains})
+    atomic_write_text(out / "summary.md", _summary_markdown(table, sample, gains))
     return DemoResult(out=out, scores=scores, sample=sample, table=table)
+
+
+def _scst_comparison(beam_size: int) -> list[tuple[str, int]]:
+    """(split, beam size) of the evaluations comparing SCST with its start."""
+    return [(split, beam) for split in ("val", "test") for beam in dict.fromkeys((1, beam_size))]
+
+
+def _evaluation_dir(out: Path, model: str, split: str, beam_size: int, table_beam: int) -> Path:
+    """OUT/MODEL/SPLIT for the table's evaluations, OUT/MODEL/SPLIT_beamK for others."""
+    if split in SPLITS and beam_size == table_beam:
+        return out / model / split
+    return out / model / f"{split}_beam{beam_size}"
+
+
+def scst_gain(out: Path, model: str, start: str, table_beam: int) -> dict[str, Any]:
+    """CIDEr and motion accuracy of self-critical ``model`` and the model it started from
+    (``start``), per decoding and split, with CIDEr's relative gain."""
+    rows = {}
+    for split, beam_size in _scst_comparison(table_beam):
+        mine, theirs = (_read_scores(_evaluation_dir(out, name, split, beam_size, table_beam))
+                        for name in (model, start))
+        rows[f"{split} beam {beam_size}"] = {
+            "split": split, "beam_size": beam_size,
+            f"{start} CIDEr": theirs[CIDER], f"{model} CIDEr": mine[CIDER],
+            "CIDEr gain": mine[CIDER] / theirs[CIDER] - 1.0 if theirs[CIDER] else None,
+            f"{start} attr_motion": theirs.get("attr_motion"),
+            f"{model} attr_motion": mine.get("attr_motion"),
+        }
+    return {"model": model, "start": start, "rows": rows}
 
 
 def _optional_model(name: str, out: Path, settings: DemoSettings, features: Path,
@@ -324,23 +367,38 @@ def comparison_table(scores: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
-def _summary_markdown(table: str, sample: dict[str, Any]) -> str:
+def _summary_markdown(table: str, sample: dict[str, Any],
+                      gains: dict[str, dict[str, Any]] | None = None) -> str:
     refs = "\n".join(f"- {r}" for r in sample["references"])
     captions = "\n".join(f"- {m}: {sample[m]}" for m in (*TABLE_ORDER, *OPTIONAL_MODELS)
                          if m in sample)
-    return (f"# s2vt demo\n\n```\n{table}\n```\n\n## Sample test video `{sample['video_id']}`"
+    text = (f"# s2vt demo\n\n```\n{table}\n```\n\n## Sample test video `{sample['video_id']}`"
             f"\n\nGenerated:\n{captions}\n\nReferences:\n{refs}\n")
+    for model, gain in (gains or {}).items():
+        start = gain["start"]
+        lines = [f"{'decoding':8s}  {'split':5s}  {start + ' CIDEr':>12s}  {model + ' CIDEr':>16s}"
+                 f"  {'gain':>7s}  {'motion':>13s}"]
+        for row in gain["rows"].values():
+            decoding = "greedy" if row["beam_size"] == 1 else f"beam {row['beam_size']}"
+            motion = f"{row[f'{start} attr_motion']:.3f} -> {row[f'{model} attr_motion']:.3f}"
+            change = "-" if row["CIDEr gain"] is None else f"{row['CIDEr gain']:+.1%}"
+            lines.append(f"{decoding:8s}  {row['split']:5s}  {row[f'{start} CIDEr']:12.3f}  "
+                         f"{row[f'{model} CIDEr']:16.3f}  {change:>7s}  {motion:>13s}")
+        text += (f"\n## {model} against {start}, the model it starts from\n\n```\n"
+                 + "\n".join(lines) + "\n```\n")
+    return text
 
 
-def _plot_training_curves(out: Path, png: Path) -> None:
-    """Training loss and validation score per epoch for each model, from metrics.jsonl."""
+def _plot_training_curves(out: Path, png: Path, models: list[str]) -> None:
+    """Training loss and validation score per epoch for each of ``models`` that trained
+    (metrics.jsonl)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (loss_ax, val_ax) = plt.subplots(1, 2, figsize=(10, 4))
-    for model_name in (*MODELS, FLOW_MODEL, *OPTIONAL_MODELS):
+    for model_name in models:
         log = out / model_name / "model" / "metrics.jsonl"
         if not log.is_file():
             continue

@@ -226,6 +226,23 @@ def test_demo_trains_and_tables_the_optional_models(tmp_path: Path) -> None:
         assert f"- {model}: {result.sample[model]}" in summary
     scst_log = (out / "s2vt_scst" / "model" / "metrics.jsonl").read_text().splitlines()
     assert "train_reward" in json.loads(scst_log[0]), "s2vt_scst trains self-critically"
+    # SCST against its start, greedy and with the table's beam search, on val and test;
+    # the beam-2 test rows are the table's own evaluations.
+    gain = json.loads((out / "s2vt_scst" / "scst_gain.json").read_text())
+    assert list(gain["rows"]) == ["val beam 1", "val beam 2", "test beam 1", "test beam 2"]
+    for name, row in gain["rows"].items():
+        folder = {"test beam 2": "test"}.get(name, name.replace(" beam ", "_beam"))
+        cider = {m: json.loads((out / m / folder / "scores.json").read_text())["CIDEr"]
+                 for m in ("s2vt", "s2vt_scst")}
+        assert json.loads((out / "s2vt" / folder / "scores.json").read_text())["settings"][
+            "beam_size"] == row["beam_size"]
+        assert row["s2vt CIDEr"] == cider["s2vt"] and row["s2vt_scst CIDEr"] == cider["s2vt_scst"]
+        # (a tiny model may score CIDEr 0: no relative gain then)
+        expected = cider["s2vt_scst"] / cider["s2vt"] - 1 if cider["s2vt"] else None
+        assert row["CIDEr gain"] == (None if expected is None else pytest.approx(expected))
+    assert "## s2vt_scst against s2vt" in summary
+    greedy_test = gain["rows"]["test beam 1"]
+    assert f"{greedy_test['s2vt_scst CIDEr']:16.3f}" in summary
     with pytest.raises(ConfigError, match="optional models: s2vt_att, transformer, s2vt_scst"):
         DemoSettings(extra_models=("s2vt_nope",))
 
