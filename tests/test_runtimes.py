@@ -479,3 +479,21 @@ def test_caption_takes_the_model_dirs_runtime_or_the_flag(tmp_path, make_video, 
     for runtime in ("torch", "openvino"):
         assert main(["caption", str(clip), "--model", str(model), "--runtime", runtime]) == 0
         assert capsys.readouterr().out.startswith(f"{clip}\t")
+
+
+def test_openvino_is_imported_without_its_telemetry(tmp_path: Path) -> None:
+    """``import openvino`` would send a usage event and write ~/intel; s2vt's import of it
+    makes OpenVINO use its no-op telemetry stub, in a fresh interpreter."""
+    code = (
+        "import sys\n"
+        "from s2vt.encoders.runtimes.openvino_cpu import openvino_module, _core\n"
+        "openvino_module(); _core()\n"
+        "import openvino.tools.ovc.telemetry_utils as utils\n"
+        "assert utils.tm.__name__ == 'openvino.tools.ovc.telemetry_stub', utils.tm\n"
+        "assert 'openvino_telemetry' not in sys.modules\n"
+    )
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path.cwd())}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "intel").exists()

@@ -51,9 +51,31 @@ _HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 _CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}
 
 
+def openvino_module() -> Any:
+    """``openvino``, imported without its import-time telemetry.
+
+    Why: ``import openvino`` sends a usage event over the network (``openvino_telemetry``,
+    on by default, from a thread that forks the whole process) and writes a consent folder
+    under ``~/intel``. s2vt runs offline and sends nothing, so the telemetry package is
+    hidden from OpenVINO while it is first imported: it then uses its own no-op stub.
+    """
+    import sys
+
+    if "openvino" not in sys.modules and "openvino_telemetry" not in sys.modules:
+        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
+        try:
+            import openvino
+        finally:
+            del sys.modules["openvino_telemetry"]
+        return openvino
+    import openvino
+
+    return openvino
+
+
 @functools.cache
 def _core() -> Any:
-    import openvino as ov
+    ov = openvino_module()
 
     return ov.Core()
 
@@ -64,7 +86,7 @@ def _folder() -> Path:
 
 def _convert(net: nn.Module, image_size: int) -> Any:
     """The torch network as an OpenVINO model with input (batch, 3, S, S), batch dynamic."""
-    import openvino as ov
+    ov = openvino_module()
 
     example = torch.zeros(2, 3, image_size, image_size)
     with warnings.catch_warnings(), torch.no_grad():
@@ -108,7 +130,7 @@ def load_model(net: nn.Module, identity: dict[str, Any], image_size: int) -> Any
     Returns:
         An ``openvino.Model`` with input (batch, 3, S, S), batch dynamic.
     """
-    import openvino as ov
+    ov = openvino_module()
 
     parts = {
         "runtime": "openvino",
@@ -238,7 +260,7 @@ class OpenVINONetwork:
         key = (kind, batch, threads)
         entry = self._queues.get(key)
         if entry is None:
-            import openvino as ov
+            ov = openvino_module()
 
             model = self._model.clone()
             model.reshape([batch, 3, self.image_size, self.image_size])
