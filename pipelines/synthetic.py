@@ -204,6 +204,8 @@ def run_demo(out: Path, settings: DemoSettings | None = None) -> DemoResult:
     def add_evaluation(model_name: str, split: str, beam_size: int, report: bool) -> None:
         model_key, stores = made[model_name]
         folder = _evaluation_dir(out, model_name, split, beam_size, settings.beam_size)
+        if folder in eval_steps:    # the table's own evaluation (with its report) serves
+            return
         eval_key = {"stage": "evaluate", "model": fingerprint(model_key), "split": split,
                     "beam_size": beam_size, "report": report}
         eval_steps[folder] = Step(

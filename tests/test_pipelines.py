@@ -207,7 +207,7 @@ def _sampling_script():
 def test_demo_trains_and_tables_the_optional_models(tmp_path: Path) -> None:
     out = tmp_path / "run"
     settings = DemoSettings(num_videos=24, seed=3, beam_size=2, overrides=TINY_OPTIONAL,
-                            report=False, flow=False, extra_models=OPTIONAL_MODELS)
+                            flow=False, extra_models=OPTIONAL_MODELS)
     result = run_demo(out, settings)
 
     # The table's columns: the paper's models first (no flow here), then the optional ones.
@@ -240,6 +240,9 @@ def test_demo_trains_and_tables_the_optional_models(tmp_path: Path) -> None:
         # (a tiny model may score CIDEr 0: no relative gain then)
         expected = cider["s2vt_scst"] / cider["s2vt"] - 1 if cider["s2vt"] else None
         assert row["CIDEr gain"] == (None if expected is None else pytest.approx(expected))
+    for model in ("s2vt", "s2vt_scst"):    # the comparison reuses the table's evaluation
+        assert (out / model / "test" / "report.html").is_file()
+        assert not (out / model / "test_beam2").exists()
     assert "## s2vt_scst against s2vt" in summary
     greedy_test = gain["rows"]["test beam 1"]
     assert f"{greedy_test['s2vt_scst CIDEr']:16.3f}" in summary
