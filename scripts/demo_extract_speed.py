@@ -12,7 +12,9 @@ in this process, as the demo's pipeline does, into a fresh store each time, in a
 rounds (before, now, before, now, ...); each figure is the median of the rounds with min
 and max, start-up included (decode worker spawn, encoder build), what the demo's stage
 waits for. One untimed run of each on a few clips first fills the converted-network cache
-(a fresh one, under the work folder) and is printed as the cold start.
+(a fresh one, under the work folder) and is printed as the cold start. Each round also
+times the decoder alone (one process, one thread, the same clips, frames and size): with
+one decode worker, what extract cannot beat.
 
 Run it on an otherwise idle machine; it prints the load before and after.
 """
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     from s2vt.encoders.base import resolve_precision
     from s2vt.extraction import ExtractConfig, VideoInput, extract
     from s2vt.runtime import keep_freed_memory
-    from s2vt.video import VIDEO_EXTENSIONS
+    from s2vt.video import VIDEO_EXTENSIONS, decode_rate
 
     keep_freed_memory()  # as the CLI (and so the demo) runs
     load_before = os.getloadavg()
@@ -112,9 +114,17 @@ def run(args: argparse.Namespace, work: Path) -> int:
         print(f"{name}: cold start (empty converted-network cache), {WARMUP_CLIPS} clips: "
               f"{seconds:.2f} s [{ran[name]}]")
     seconds: dict[str, list[float]] = {name: [] for name in configs}
+    decode_seconds: list[float] = []
     for _ in range(args.rounds):
         for name, config in configs.items():
             seconds[name].append(once(config, inputs)[0])
+        # What extract cannot beat with one decode worker: the decoder alone, one process,
+        # one thread, the same clips, frames and size.
+        decoded = decode_rate(paths, now.sampling, now.encoder.image_size, now.decoder,
+                              num_threads=1, repeats=1)
+        if decoded["failed"]:
+            raise RuntimeError(f"decode failed on {decoded['failed'][0]}")
+        decode_seconds.append(float(decoded["seconds"]))
     load_after = os.getloadavg()
     print(f"{len(paths)} clips x {now.sampling.num_frames} frames at "
           f"{now.encoder.image_size} px ({DEMO_CONFIG.relative_to(REPO)}), "
@@ -124,8 +134,12 @@ def run(args: argparse.Namespace, work: Path) -> int:
         rates[name] = [frames / s for s in seconds[name]]
         print(f"{name} [{ran[name]}; runtime: {configs[name].encoder.runtime}]: "
               f"{figure(rates[name])} frames/s; {figure(seconds[name])} s")
+    decode = [frames / s for s in decode_seconds]
+    print(f"decode alone [{now.decoder}, 1 process, 1 thread]: {figure(decode)} frames/s")
     ratio = statistics.median(rates["now"]) / statistics.median(rates["before"])
     print(f"now / before (medians of frames/s): {ratio:.2f}")
+    print(f"decode alone / before (medians of frames/s): "
+          f"{statistics.median(decode) / statistics.median(rates['before']):.2f}")
     print(f"load before {', '.join(f'{x:.2f}' for x in load_before)}; "
           f"after {', '.join(f'{x:.2f}' for x in load_after)}")
     return 0
