@@ -46,6 +46,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="synthetic clips to write and extract (default 300)")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds (>= 3)")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--also-workers", type=int, metavar="N",
+                        help="also time 'now' with N decode workers (extract's default "
+                             "is one on 2 cores), in the same rounds")
     args = parser.parse_args(argv)
     if args.rounds < 3:
         parser.error("--rounds must be >= 3 (each figure is a median with min and max)")
@@ -92,6 +95,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
     now = load_config(ExtractConfig, DEMO_CONFIG)
     before = dataclasses.replace(now, encoder=dataclasses.replace(now.encoder, runtime="torch"))
     configs = {"before": before, "now": now}
+    if args.also_workers:
+        configs[f"now, {args.also_workers} decode workers"] = dataclasses.replace(
+            now, workers=args.also_workers)
     frames = len(paths) * now.sampling.num_frames
     counter = 0
 
@@ -136,8 +142,10 @@ def run(args: argparse.Namespace, work: Path) -> int:
               f"{figure(rates[name])} frames/s; {figure(seconds[name])} s")
     decode = [frames / s for s in decode_seconds]
     print(f"decode alone [{now.decoder}, 1 process, 1 thread]: {figure(decode)} frames/s")
-    ratio = statistics.median(rates["now"]) / statistics.median(rates["before"])
-    print(f"now / before (medians of frames/s): {ratio:.2f}")
+    for name in configs:
+        if name != "before":
+            ratio = statistics.median(rates[name]) / statistics.median(rates["before"])
+            print(f"{name} / before (medians of frames/s): {ratio:.2f}")
     print(f"decode alone / before (medians of frames/s): "
           f"{statistics.median(decode) / statistics.median(rates['before']):.2f}")
     print(f"load before {', '.join(f'{x:.2f}' for x in load_before)}; "
