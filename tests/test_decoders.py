@@ -605,7 +605,6 @@ def test_model_dir_records_the_decoder_of_its_features(tmp_path):
 def test_captioner_decodes_raw_videos_with_the_models_decoder(tmp_path, monkeypatch, caplog):
     from hubcache import make_model_dir
 
-    import s2vt.video
     from s2vt.captioner import Captioner
 
     model = make_model_dir(tmp_path / "model")
@@ -615,14 +614,7 @@ def test_captioner_decodes_raw_videos_with_the_models_decoder(tmp_path, monkeypa
     assert Captioner.from_pretrained(model).decoder == "auto"  # dirs made before: auto
     config["features"]["decoder"] = "pyav"
     config_path.write_text(json.dumps(config))
-    seen: list[str] = []
-    real = s2vt.video.read_clip
-
-    def recording(path, sampling, size, **options):
-        seen.append(options.get("decoder"))
-        return real(path, sampling, size, **options)
-
-    monkeypatch.setattr(s2vt.video, "read_clip", recording)
+    seen = _recording_read_clip(monkeypatch)
     video = write_video(tmp_path / "clip.mp4", num_frames=8, width=48, height=48)
     captioner = Captioner.from_pretrained(model)
     assert captioner.decoder == "pyav"
@@ -763,6 +755,21 @@ def _model_with_decoder(folder: Path, decoder: str | None) -> Path:
     return model
 
 
+def _recording_read_clip(monkeypatch) -> list[str]:
+    """The decoder every in-process ``s2vt.video.read_clip`` call of this test asks for."""
+    import s2vt.video
+
+    seen: list[str] = []
+    real = s2vt.video.read_clip
+
+    def recording(path, sampling, size, **options):
+        seen.append(options.get("decoder"))
+        return real(path, sampling, size, **options)
+
+    monkeypatch.setattr(s2vt.video, "read_clip", recording)
+    return seen
+
+
 def _recording_pools(monkeypatch) -> list[dict]:
     """The decode options every DecodePool of this test is started with."""
     import s2vt.decodepool
@@ -781,20 +788,12 @@ def _recording_pools(monkeypatch) -> list[dict]:
 def test_fused_dir_decodes_with_its_first_members_decoder(tmp_path, monkeypatch, caplog):
     """A video is decoded once for all members: with the first member's decoder, and a
     member whose features were decoded otherwise is named in a warning."""
-    import s2vt.video
     from s2vt.captioner import Captioner
     from s2vt.fusing import fuse
 
     first = _model_with_decoder(tmp_path / "a", "pyav")
     video = write_video(tmp_path / "clip.mp4", num_frames=8, width=48, height=48)
-    seen: list[str] = []
-    real = s2vt.video.read_clip
-
-    def recording(path, sampling, size, **options):
-        seen.append(options.get("decoder"))
-        return real(path, sampling, size, **options)
-
-    monkeypatch.setattr(s2vt.video, "read_clip", recording)
+    seen = _recording_read_clip(monkeypatch)
     for second, warned in (("pyav", False), (None, True)):
         fused = fuse([first, _model_with_decoder(tmp_path / f"b{second}", second)],
                      tmp_path / "fused", alpha=0.5).out
