@@ -79,18 +79,28 @@ def collate(data: TrainData, batch: list[int], device: torch.device,
         ``targets`` (B, L) token ids (the caption without its last / first token).
     """
     import torch
-    from torch.nn.utils.rnn import pad_sequence
 
     from s2vt.models.inputs import pad_frames
-    from s2vt.text import PAD_ID
 
     rows: dict[int, int] = {}
     video_index = torch.tensor([rows.setdefault(data.samples[i][0], len(rows)) for i in batch])
     features, mask = pad_frames([data.features[video] for video in rows], device)
-    tokens = pad_sequence([torch.tensor(data.samples[i][1]) for i in batch], batch_first=True,
+    inputs, targets = teacher_forcing([data.samples[i][1] for i in batch], device)
+    return features, mask, video_index.to(device), inputs, targets
+
+
+def teacher_forcing(captions: list[list[int]], device: torch.device,
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id captions (each <bos> ... <eos>) -> ``inputs`` and ``targets`` (B, L), padded
+    with PAD_ID: each caption without its last / first token."""
+    import torch
+    from torch.nn.utils.rnn import pad_sequence
+
+    from s2vt.text import PAD_ID
+
+    tokens = pad_sequence([torch.tensor(ids) for ids in captions], batch_first=True,
                           padding_value=PAD_ID)
-    return (features, mask, video_index.to(device),
-            tokens[:, :-1].to(device), tokens[:, 1:].to(device))
+    return tokens[:, :-1].to(device), tokens[:, 1:].to(device)
 
 
 def grouped_pair_order(samples: list[tuple[int, list[int]]], captions_per_video: int,

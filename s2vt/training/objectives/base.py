@@ -64,3 +64,13 @@ def blocked_log_probs(logits: torch.Tensor) -> torch.Tensor:
     blocked = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
     blocked[list(BLOCKED)] = True
     return torch.log_softmax(logits.float(), dim=-1).masked_fill(blocked, float("-inf"))
+
+
+def caption_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
+                          label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy of teacher-forced ``logits`` (B, L, V) against ``targets`` (B, L),
+    padding ignored, computed in fp32 (logits may come from autocast)."""
+    import torch.nn.functional as F
+
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                           ignore_index=PAD_ID, label_smoothing=label_smoothing)

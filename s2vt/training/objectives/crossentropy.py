@@ -11,7 +11,11 @@ from torch import nn
 
 from s2vt.text import PAD_ID
 from s2vt.training.batching import collate, epoch_batches
-from s2vt.training.objectives.base import ObjectiveContext, blocked_log_probs
+from s2vt.training.objectives.base import (
+    ObjectiveContext,
+    blocked_log_probs,
+    caption_cross_entropy,
+)
 
 if TYPE_CHECKING:
     from s2vt.models.base import CaptionModel
@@ -94,7 +98,6 @@ class CrossEntropy:
 
     def loss(self, net: nn.Module, batch: list[int], epoch: int,
              ) -> tuple[torch.Tensor, float, int]:
-        import torch.nn.functional as F
 
         context = self.context
         features, mask, video_index, inputs, targets = collate(context.data, batch,
@@ -105,8 +108,6 @@ class CrossEntropy:
                 logits = net(features, mask, inputs, video_index, prob)
             else:
                 logits = net(features, mask, inputs, video_index)
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
-                               targets.reshape(-1), ignore_index=PAD_ID,
-                               label_smoothing=context.config.label_smoothing)
+        loss = caption_cross_entropy(logits, targets, context.config.label_smoothing)
         tokens = int((targets != PAD_ID).sum())
         return loss, float(loss.detach()) * tokens, tokens

@@ -25,9 +25,13 @@ import torch
 from torch import nn
 
 from s2vt.errors import S2VTError
-from s2vt.text import BOS_ID, EOS_ID, PAD_ID, tokenize
-from s2vt.training.batching import epoch_batches
-from s2vt.training.objectives.base import ObjectiveContext, blocked_log_probs
+from s2vt.text import BOS_ID, EOS_ID, tokenize
+from s2vt.training.batching import epoch_batches, teacher_forcing
+from s2vt.training.objectives.base import (
+    ObjectiveContext,
+    blocked_log_probs,
+    caption_cross_entropy,
+)
 
 if TYPE_CHECKING:
     from s2vt.cider import CiderD
@@ -172,23 +176,16 @@ class SelfCritical:
         advantage = torch.from_numpy((reward - baseline).reshape(-1)).to(log_prob)
         loss = -(advantage * log_prob).mean()
         if references is not None:
-            import torch.nn.functional as F
-
-            logits, targets = xe_logits[0], references[2]
-            loss = loss + self.settings.xe_weight * F.cross_entropy(
-                logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                ignore_index=PAD_ID)
+            loss = loss + self.settings.xe_weight * caption_cross_entropy(xe_logits[0],
+                                                                          references[2])
         return loss, float(reward.sum()), reward.size
 
     def _references(self, batch: list[int]) -> tuple[torch.Tensor, ...]:
         """inputs (R, L), video_index (R,) and targets (R, L) of every training caption of
         the videos at ``batch`` (row i of the step's features is ``batch[i]``'s video)."""
-        from torch.nn.utils.rnn import pad_sequence
-
         device = self.context.device
         pairs = [(row, ids) for row, p in enumerate(batch)
                  for ids in self.captions[self.videos[p]]]
-        tokens = pad_sequence([torch.tensor(ids) for _, ids in pairs], batch_first=True,
-                              padding_value=PAD_ID)
+        inputs, targets = teacher_forcing([ids for _, ids in pairs], device)
         index = torch.tensor([row for row, _ in pairs], device=device)
-        return tokens[:, :-1].to(device), index, tokens[:, 1:].to(device)
+        return inputs, index, targets
