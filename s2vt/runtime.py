@@ -13,8 +13,10 @@ only its return to the kernel is deferred.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
+from collections.abc import Iterator
 
 logger = logging.getLogger(__name__)
 
@@ -58,3 +60,19 @@ def prepare_worker(threads: int) -> None:
 
     keep_freed_memory()
     torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch (and so OpenVINO) threads, then restore the
+    count it had: a stage's choice never leaks into the stages after it in one process.
+    ``None`` leaves the count as it is."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -409,3 +409,34 @@ def test_kill_9_then_rerun(tmp_path: Path) -> None:
     assert visible == {f"clip{i}{s}" for i in range(10) for s in (".npy", ".json")} | {
         "meta.json", "extract_config.yaml"}
     assert all(p.name.endswith(".tmp") for p in out.iterdir() if p.name.startswith("."))
+
+
+def test_encoder_threads_leave_the_decode_workers_their_cores(monkeypatch) -> None:
+    """OpenVINO on the CPU gets the cores the decode workers leave (at least one); torch
+    eager and CUDA keep torch's default."""
+    monkeypatch.setattr(extraction.os, "cpu_count", lambda: 8)
+    assert extraction.encoder_threads("openvino", 2, "cpu") == 6
+    assert extraction.encoder_threads("openvino", 8, "cpu") == 1
+    assert extraction.encoder_threads("torch", 2, "cpu") is None
+
+
+def test_the_run_threads_are_restored_after_extract(tmp_path: Path, monkeypatch) -> None:
+    """The encoder's thread count holds during the run only: a stage's choice must not
+    leak into the next stage of the same process (the demo trains right after)."""
+    import torch
+
+    seen = []
+    real_run = extraction._run
+
+    def recording_run(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(extraction, "_run", recording_run)
+    _clips(tmp_path / "v", 1)
+    before = torch.get_num_threads()
+    target = 1 if before > 1 else 2
+    extract(resolve_inputs(tmp_path / "v"), tmp_path / "f", _config(threads=target),
+            progress=False)
+    assert seen == [target]
+    assert torch.get_num_threads() == before

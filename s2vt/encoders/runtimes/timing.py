@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from s2vt.encoders.spec import EncoderSpec
+from s2vt.runtime import torch_threads
 
 
 def encoder_throughput(
@@ -54,10 +55,7 @@ def encoder_throughput(
 
     if repeats < 1 or batches < 1 or batch_size < 1:
         raise ValueError("repeats, batches and batch_size must be >= 1")
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         encoders, built = {}, {}
         for name in runtimes:
             start = time.perf_counter()
@@ -91,5 +89,3 @@ def encoder_throughput(
         return {"spec": dataclasses.asdict(spec), "image_size": int(size),
                 "batch_size": batch_size, "batches": batches, "repeats": repeats,
                 "threads": torch.get_num_threads(), "runtimes": results}
-    finally:
-        torch.set_num_threads(previous)
