@@ -251,7 +251,7 @@ def extract(
         bar = _progress_bar(len(pending), progress)
         threads = config.threads
         if threads is None:
-            threads = encoder_threads(encoder.runtime_meta()["name"], workers, config.device)
+            threads = encoder_threads(encoder.runtime, encoder.device.type, workers)
         try:
             for video in missing:
                 reason = (f"video file not found: {video.path}" if video.path is not None
@@ -267,7 +267,7 @@ def extract(
     return result
 
 
-def encoder_threads(runtime: str, workers: int, device: str) -> int | None:
+def encoder_threads(runtime: str, device_type: str, workers: int) -> int | None:
     """The encoder's threads beside ``workers`` decode processes, when not configured
     (``None``: torch's default, every core).
 
@@ -276,10 +276,13 @@ def encoder_threads(runtime: str, workers: int, device: str) -> int | None:
     the free cores only takes CPU from the decoding it waits for. Measured on 2 cores,
     extract of the bench's clips (224 px, one decode worker, alternating rounds, medians
     of 3): one stream 206 frames/s, two 175. Torch eager needs every core (105 vs 116).
-    """
-    from s2vt.devices import resolve_device
 
-    if runtime != "openvino" or resolve_device(device).type != "cpu":
+    Args:
+        runtime / device_type: what the built encoder runs on (``encoder.runtime``,
+            ``encoder.device.type``).
+        workers: decode processes beside it.
+    """
+    if runtime != "openvino" or device_type != "cpu":
         return None
     return max(1, (os.cpu_count() or 1) - workers)
 

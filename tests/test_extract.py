@@ -415,9 +415,10 @@ def test_encoder_threads_leave_the_decode_workers_their_cores(monkeypatch) -> No
     """OpenVINO on the CPU gets the cores the decode workers leave (at least one); torch
     eager and CUDA keep torch's default."""
     monkeypatch.setattr(extraction.os, "cpu_count", lambda: 8)
-    assert extraction.encoder_threads("openvino", 2, "cpu") == 6
-    assert extraction.encoder_threads("openvino", 8, "cpu") == 1
-    assert extraction.encoder_threads("torch", 2, "cpu") is None
+    assert extraction.encoder_threads("openvino", "cpu", 2) == 6
+    assert extraction.encoder_threads("openvino", "cpu", 8) == 1
+    assert extraction.encoder_threads("torch", "cpu", 2) is None
+    assert extraction.encoder_threads("openvino", "cuda", 2) is None
 
 
 def test_the_run_threads_are_restored_after_extract(tmp_path: Path, monkeypatch) -> None:
