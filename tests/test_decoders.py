@@ -443,6 +443,27 @@ def test_pyav_converts_only_sampled_frames_and_seeks(tmp_path, monkeypatch):
     assert len(decoded) < 60  # from the key frame before each sampled frame, not all 200
 
 
+def test_pyav_filter_graph_runs_on_the_decoders_threads(tmp_path, monkeypatch):
+    """A decode worker (one thread) must not get a filter graph that starts threads on
+    every core for each video. The pixels are those of FFmpeg's own thread choice."""
+    import av.filter
+
+    path = _gop_video(tmp_path / "clip.mp4", 40, 10)
+    graphs = []
+    real_graph = av.filter.Graph
+
+    def recording_graph():
+        graphs.append(real_graph())
+        return graphs[-1]
+
+    monkeypatch.setattr(av.filter, "Graph", recording_graph)
+    clip = read_clip(path, SamplingConfig(num_frames=4), 64, num_threads=1, decoder="pyav")
+    monkeypatch.undo()
+    assert graphs and {graph.threads for graph in graphs} == {1}
+    auto = read_clip(path, SamplingConfig(num_frames=4), 64, num_threads=0, decoder="pyav")
+    np.testing.assert_array_equal(clip.frames, auto.frames)
+
+
 def test_decode_rate_reports_sampled_frames_per_second(tmp_path):
     clips = [write_video(tmp_path / f"c{i}.mp4", num_frames=20, width=64, height=48)
              for i in range(2)]
