@@ -464,6 +464,39 @@ def test_pyav_filter_graph_runs_on_the_decoders_threads(tmp_path, monkeypatch):
     np.testing.assert_array_equal(clip.frames, auto.frames)
 
 
+def test_probe_decodes_its_first_frame_on_one_thread(tmp_path, monkeypatch):
+    """The probe decodes one frame (for the rotation): FFmpeg's default thread count would
+    start and stop a thread per core for every video probed."""
+    import importlib
+
+    probe_module = importlib.import_module("s2vt.video.probe")
+    path = _gop_video(tmp_path / "clip.mp4", 20, 10)
+    thread_counts = []
+    real_open = av.open
+
+    class RecordingContainer:
+        """The real container; records the video stream's thread count before closing."""
+
+        def __init__(self, container):
+            self._container = container
+
+        def __getattr__(self, name):
+            return getattr(self._container, name)
+
+        def __enter__(self):
+            self._container.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            thread_counts.append(self._container.streams.video[0].thread_count)
+            return self._container.__exit__(*exc)
+
+    monkeypatch.setattr(av, "open", lambda *a, **k: RecordingContainer(real_open(*a, **k)))
+    info = probe_module.probe(path)
+    assert info.total_frames == 20
+    assert thread_counts == [1]
+
+
 def test_decode_rate_reports_sampled_frames_per_second(tmp_path):
     clips = [write_video(tmp_path / f"c{i}.mp4", num_frames=20, width=64, height=48)
              for i in range(2)]

@@ -171,6 +171,7 @@ def probe(path: Path) -> StreamInfo:
             if width < 1 or height < 1:
                 raise VideoError(f"cannot decode video {path}: video stream has no frame size")
             stream.thread_type = "SLICE"  # the first frame out of the first packet
+            stream.thread_count = 1  # one frame: FFmpeg's default would start a thread per core
             reorders = bool(context.has_b_frames)
             demuxer = container.demux(stream)
             while True:
