@@ -7,9 +7,10 @@ what ``auto`` falls back to when decord fails.
   filtering, ``rgb24``): the chain decord builds, so both give identical pixels; all other
   frames are dropped undecoded to RGB. The graph gets the decoder's thread count: left to
   FFmpeg, every graph (one per video) starts threads on every core. On the demo's small
-  clips (160-320 px, 2-core machine) that cost 0.8 ms per graph and 0.3-0.4 ms per frame,
-  against 0.3 and 0.24 ms with one thread; a decode worker (one thread) read the 1,800
-  clips in 7.0 s of CPU instead of 8.1-8.7 s.
+  clips (160-320 px, 2-core machine; a scratch timing when this changed, not a committed
+  script) that cost 0.8 ms per graph and 0.3-0.4 ms per frame, against 0.3 and 0.24 ms
+  with one thread; a decode worker (one thread) read the 1,800 clips in 7.0 s of CPU
+  instead of 8.1-8.7 s.
 - **Frames are identified by their pts** (looked up in the probed stream), so a frame a
   damaged packet never produced is simply missing, and the frames after it keep their
   indices. Where pts cannot be trusted (AVI with B-frames) frames are counted from the
