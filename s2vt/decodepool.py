@@ -178,11 +178,19 @@ class DecodePool:
         self._stop = threading.Event()
         self._taken = threading.Event()  # the consumer took a clip: room to dispatch more
         self._thread: threading.Thread | None = None
+        self._results: queue.Queue | None = None  # decoded clips not yet taken (imap)
 
     @property
     def workers(self) -> int:
         """Number of worker processes."""
         return self._workers
+
+    @property
+    def backlog(self) -> int:
+        """Decoded clips waiting for the consumer of :meth:`imap` (0 before it starts):
+        near ``max_ready`` the workers wait for the consumer, not the other way round."""
+        results = self._results
+        return 0 if results is None else results.qsize()
 
     @property
     def pids(self) -> list[int]:
@@ -236,6 +244,7 @@ class DecodePool:
         """
         self.start()
         results: queue.Queue = queue.Queue()
+        self._results = results
         self._thread = threading.Thread(
             target=self._feed, args=(deque(videos), size, max_ready, results),
             name="s2vt-decode-feeder", daemon=True,

@@ -441,3 +441,65 @@ def test_the_run_threads_are_restored_after_extract(tmp_path: Path, monkeypatch)
             progress=False)
     assert seen == [target]
     assert torch.get_num_threads() == before
+
+
+def test_threads_while_decoding_waits_are_every_core_above_the_encoders() -> None:
+    """Every core while decoded clips pile up, only where that is more than the encoder's
+    own threads; torch eager and CUDA (``None``) never change."""
+    cores = extraction.os.cpu_count() or 1
+    assert extraction.threads_while_decoding_waits(None) is None
+    assert extraction.threads_while_decoding_waits(cores) is None
+    if cores > 1:
+        assert extraction.threads_while_decoding_waits(cores - 1) == cores
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_batches_encoded_while_clips_wait_use_every_core_and_give_the_same_bits(
+    tmp_path: Path, monkeypatch, precision: str
+) -> None:
+    """With the decode backlog held high, every batch of OpenVINO's encoder runs on
+    ``threads_while_decoding_waits`` threads (two streams) instead of one; the features
+    are the same bits as a run that never switches (streams are single-threaded)."""
+    import torch
+
+    from s2vt.decodepool import DecodePool
+
+    pytest.importorskip("openvino")
+    _clips(tmp_path / "v", 4)
+    inputs = resolve_inputs(tmp_path / "v")
+    config = ExtractConfig(encoder=EncoderSpec(image_size=64, precision=precision,
+                                               runtime="openvino"),
+                           sampling=SamplingConfig(num_frames=3), batch_size=3, workers=1,
+                           dtype="float32")
+    monkeypatch.setattr(extraction, "encoder_threads", lambda *args: 1)
+    monkeypatch.setattr(extraction, "threads_while_decoding_waits", lambda threads: 2)
+    seen: list[int] = []
+    real_encode = None
+
+    def build(config):
+        nonlocal real_encode
+        encoder = real_build(config)
+        real_encode = encoder.encode
+
+        def recording_encode(frames):
+            seen.append(torch.get_num_threads())
+            return real_encode(frames)
+
+        encoder.encode = recording_encode
+        return encoder
+
+    real_build = extraction._build_encoder
+    monkeypatch.setattr(extraction, "_build_encoder", build)
+    monkeypatch.setattr(DecodePool, "backlog", property(lambda self: 0))
+    extract(inputs, tmp_path / "steady", config, progress=False)
+    assert seen == [1] * 4
+    seen.clear()
+    monkeypatch.setattr(DecodePool, "backlog", property(lambda self: 10**6))
+    extract(inputs, tmp_path / "ahead", config, progress=False)
+    assert seen == [2] * 4
+    steady, ahead = FeatureStore.open(tmp_path / "steady"), FeatureStore.open(tmp_path / "ahead")
+    assert steady.meta["encoder_runtime"]["name"] == "openvino"
+    for video_id in steady.ids():
+        a, b = steady.read(video_id).features, ahead.read(video_id).features
+        assert a.std() > 0
+        np.testing.assert_array_equal(a, b, err_msg=video_id)
