@@ -278,6 +278,8 @@ def encoder_threads(runtime: str, device_type: str, workers: int) -> int | None:
     the free cores only takes CPU from the decoding it waits for. Measured on 2 cores,
     extract of the bench's clips (224 px, one decode worker, alternating rounds, medians
     of 3): one stream 206 frames/s, two 175. Torch eager needs every core (105 vs 116).
+    While decoded clips pile up the encoder gets every core per batch
+    (:func:`threads_while_decoding_waits`).
 
     Args:
         runtime / device_type: what the built encoder runs on (``encoder.runtime``,

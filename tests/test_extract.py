@@ -474,10 +474,8 @@ def test_batches_encoded_while_clips_wait_use_every_core_and_give_the_same_bits(
     monkeypatch.setattr(extraction, "encoder_threads", lambda *args: 1)
     monkeypatch.setattr(extraction, "threads_while_decoding_waits", lambda threads: 2)
     seen: list[int] = []
-    real_encode = None
 
     def build(config):
-        nonlocal real_encode
         encoder = real_build(config)
         real_encode = encoder.encode
 
